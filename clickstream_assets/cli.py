@@ -1,0 +1,117 @@
+"""The `clickstream` command: demo, load, ui."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .customers import CustomerConfig, CustomerConfigError, FileCustomerSource
+from .settings import DEFAULT_HOME, Settings
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import format_summary, run_demo  # noqa: PLC0415 - keep `--help` fast
+
+    home = Path(args.home).absolute()
+    summary = run_demo(home, hours=args.hours, events_per_hour=args.events_per_hour)
+    print(f"Loaded sample events for {len(summary)} customers into "
+          f"{Settings.from_env({**os.environ, 'CLICKSTREAM_HOME': str(home)}).warehouse_url}\n")
+    print(format_summary(summary))
+    print(f"\nSee the runs: clickstream ui --home {args.home}")
+    return 0
+
+
+def _find_customer(customer_id: str) -> CustomerConfig:
+    """The customer's config if the customers file has it, else a bare one (schema = id)."""
+    try:
+        for c in FileCustomerSource(Settings.from_env().customers_file).list_customers():
+            if c.customer_id == customer_id:
+                return c
+    except CustomerConfigError:
+        pass
+    from .customers import customer_from_mapping  # noqa: PLC0415
+
+    return customer_from_mapping({"customer_id": customer_id,
+                                  "start": datetime(1970, 1, 1, tzinfo=timezone.utc)})
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from .pipeline import load_files  # noqa: PLC0415
+    from .warehouse import warehouse_from_url  # noqa: PLC0415
+
+    customer = _find_customer(args.customer)
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        print(f"error: not a file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    warehouse = warehouse_from_url(args.warehouse)
+    result = load_files([Path(f) for f in args.files], customer, warehouse,
+                        max_reject_share=args.max_reject_share)
+    c = result.counts
+    print(json.dumps({
+        "customer": customer.customer_id,
+        "schema": result.schema,
+        "files": c.files,
+        "events_read": c.read,
+        "loaded": c.loaded,
+        "duplicates": c.duplicates,
+        "rejected": c.rejected,
+        "filtered": c.filtered,
+        "empty_lines": c.empty_lines,
+        "rows_written": result.rows_written,
+        "new_columns": result.new_columns,
+        "widened_columns": result.widened_columns,
+    }, indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    settings = Settings.from_env({**os.environ, "CLICKSTREAM_HOME": str(Path(args.home).absolute())})
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CLICKSTREAM_HOME": str(settings.home),
+           "DAGSTER_HOME": str(settings.dagster_home)}
+    cmd = ["dagster", "dev", "-m", "clickstream_assets.definitions", "-p", str(args.port)]
+    print(f"DAGSTER_HOME={settings.dagster_home} {' '.join(cmd)}", file=sys.stderr)
+    os.execvpe(cmd[0], cmd, env)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clickstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="write sample events and load them through Dagster")
+    demo.add_argument("--home", default=DEFAULT_HOME, help="state folder (default ./.clickstream)")
+    demo.add_argument("--hours", type=int, default=6)
+    demo.add_argument("--events-per-hour", type=int, default=200)
+    demo.set_defaults(func=_cmd_demo)
+
+    load = sub.add_parser("load", help="load local event files into a warehouse, no Dagster")
+    load.add_argument("--customer", required=True)
+    load.add_argument("--warehouse", required=True, help="e.g. duckdb:///tmp/wh.duckdb")
+    load.add_argument("--max-reject-share", type=float, default=1.0)
+    load.add_argument("files", nargs="+")
+    load.set_defaults(func=_cmd_load)
+
+    ui = sub.add_parser("ui", help="open the Dagster UI on the demo's instance")
+    ui.add_argument("--home", default=DEFAULT_HOME)
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=_cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CustomerConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The asset factory: one customer's config -> that customer's partitioned assets.
+
+Per customer: `<id>/raw_events` (the hour's files in the event store) and one multi-asset
+that loads them into the warehouse tables (`<id>/tracks`, `<id>/pages`, ...). Hourly
+partitions start at the customer's start hour; one asset set per customer keeps each
+asset far below Dagster's ~100k partitions. Building is cheap: no I/O, no API calls.
+"""
+
+import warnings
+from datetime import timezone
+
+from dagster import (
+    AssetExecutionContext,
+    BetaWarning,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
+    HourlyPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+    multi_asset,
+)
+
+from .customers import CustomerConfig
+from .normalize import LOADS_TABLE, REJECTS_TABLE, RESERVED_TABLES
+from .pipeline import DEFAULT_MAX_REJECT_SHARE, list_window, load_window
+from .resources import EventStoreResource, WarehouseResource
+from .warehouse import LoadResult, Warehouse
+
+# BackfillPolicy.single_run() is "beta" in 1.13 but is exactly what range backfills need.
+warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
+
+RAW_EVENTS = "raw_events"
+# Asset name -> warehouse table; `track_event_tables` stands for every per-event table.
+TABLE_ASSETS = {
+    "tracks": "tracks",
+    "pages": "pages",
+    "screens": "screens",
+    "identifies": "identifies",
+    "groups": "groups",
+    "aliases": "aliases",
+    "users": "users",
+    "accounts": "accounts",
+    "track_event_tables": None,
+    "rejects": REJECTS_TABLE,
+    "loads": LOADS_TABLE,
+}
+PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def customer_partitions(customer: CustomerConfig) -> HourlyPartitionsDefinition:
+    """Hourly from the customer's start; the current hour is a partition too (end_offset=1)
+    so files arriving now can be loaded now and reloaded as more arrive."""
+    start = customer.start.astimezone(timezone.utc).strftime(PARTITION_FORMAT)
+    return HourlyPartitionsDefinition(start_date=start, fmt=PARTITION_FORMAT, end_offset=1)
+
+
+def raw_events_key(customer_id: str) -> AssetKey:
+    return AssetKey([customer_id, RAW_EVENTS])
+
+
+def table_key(customer_id: str, asset_name: str) -> AssetKey:
+    return AssetKey([customer_id, asset_name])
+
+
+def build_customer_assets(customer: CustomerConfig,
+                          max_reject_share: float = DEFAULT_MAX_REJECT_SHARE
+                          ) -> list[AssetsDefinition]:
+    cid = customer.customer_id
+    partitions = customer_partitions(customer)
+    policy = BackfillPolicy.single_run()
+    tags = {"customer": cid}
+
+    @asset(key=raw_events_key(cid), group_name=cid, partitions_def=partitions,
+           backfill_policy=policy, kinds={"s3"}, tags=tags,
+           description=f"{customer.name}: analytics.js event files for the hour, as landed.")
+    def raw_events(context: AssetExecutionContext,
+                   event_store: EventStoreResource) -> MaterializeResult:
+        window = context.partition_time_window
+        files = list_window(event_store.get_store(), customer, window.start, window.end)
+        context.log.info(f"{cid}: {len(files.files)} files, {files.total_bytes} bytes "
+                         f"in [{window.start}, {window.end})")
+        return MaterializeResult(metadata={
+            "files": len(files.files),
+            "bytes": files.total_bytes,
+            "hours": len(files.by_hour),
+            "hours_with_files": sum(1 for fs in files.by_hour.values() if fs),
+            "sample_keys": MetadataValue.json([f.key for f in files.files[:20]]),
+        })
+
+    specs = [
+        AssetSpec(table_key(cid, name), deps=[raw_events_key(cid)], group_name=cid,
+                  partitions_def=partitions, kinds={"table"}, tags=tags,
+                  description=_table_description(customer, name, table))
+        for name, table in TABLE_ASSETS.items()
+    ]
+
+    @multi_asset(name=f"{cid}__warehouse_tables", specs=specs, partitions_def=partitions,
+                 backfill_policy=policy, can_subset=False)
+    def warehouse_tables(context: AssetExecutionContext, event_store: EventStoreResource,
+                         warehouse: WarehouseResource):
+        window = context.partition_time_window
+        wh = warehouse.get_warehouse(customer)
+        try:
+            files, result = load_window(event_store.get_store(), wh, customer, window.start,
+                                        window.end, max_reject_share)
+            context.log.info(f"{cid}: loaded [{window.start}, {window.end}) from "
+                             f"{len(files.files)} files: {result.counts.as_dict()}")
+            yield from table_results(wh, customer, result)
+        finally:
+            wh.close()
+
+    return [raw_events, warehouse_tables]
+
+
+def _table_description(customer: CustomerConfig, name: str, table: str | None) -> str:
+    if table is None:
+        return (f"{customer.name}: one table per track event name in schema "
+                f"{customer.warehouse_schema}.")
+    return f"{customer.name}: warehouse table {customer.warehouse_schema}.{table}."
+
+
+def _schema_metadata(wh: Warehouse, schema: str, table: str) -> TableSchema:
+    return TableSchema(columns=[TableColumn(name=c, type=t)
+                                for c, t in wh.table_columns(schema, table)])
+
+
+def table_results(wh: Warehouse, customer: CustomerConfig, result: LoadResult):
+    """One MaterializeResult per table asset: rows now, rows this window, the schema."""
+    schema = customer.warehouse_schema
+    totals = wh.row_counts(schema)
+    written = result.rows_written
+    counts = result.counts.as_dict()
+    event_tables = sorted(t for t in totals if t not in RESERVED_TABLES)
+    for name, table in TABLE_ASSETS.items():
+        key = table_key(customer.customer_id, name)
+        if table is None:
+            yield MaterializeResult(asset_key=key, metadata={
+                "dagster/row_count": sum(totals[t] for t in event_tables),
+                "tables": MetadataValue.json({t: totals[t] for t in event_tables}),
+                "rows_loaded": sum(written.get(t, 0) for t in event_tables),
+            })
+            continue
+        metadata = {
+            "dagster/row_count": totals.get(table, 0),
+            "rows_loaded": written.get(table, 0),
+            "dagster/table_name": f"{schema}.{table}",
+            "warehouse": wh.description,
+        }
+        if table in totals:
+            metadata["dagster/column_schema"] = _schema_metadata(wh, schema, table)
+        if table == LOADS_TABLE:
+            metadata.update({f"events_{k}": v for k, v in counts.items()})
+            metadata["new_columns"] = MetadataValue.json(result.new_columns)
+            metadata["widened_columns"] = MetadataValue.json(result.widened_columns)
+        yield MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def build_all_customer_assets(customers: list[CustomerConfig],
+                              max_reject_share: float = DEFAULT_MAX_REJECT_SHARE
+                              ) -> list[AssetsDefinition]:
+    return [a for c in customers if c.enabled for a in build_customer_assets(c, max_reject_share)]

@@ -1,0 +1,32 @@
+"""Dagster resources: thin, configurable handles on the plain-Python stores.
+
+Assets ask a resource for a store or warehouse object; the logic lives in the plain
+modules, so swapping the embedded defaults for S3/Redshift is configuration only.
+"""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+
+from .customers import CustomerConfig
+from .event_store import EventStore, event_store_from_url
+from .warehouse import Warehouse, warehouse_from_url
+
+
+class EventStoreResource(ConfigurableResource):
+    """Where raw event files are: a local folder (default) or s3://bucket/prefix."""
+
+    url: str
+
+    def get_store(self) -> EventStore:
+        return event_store_from_url(self.url)
+
+
+class WarehouseResource(ConfigurableResource):
+    """The platform's default warehouse; a customer's config may name its own."""
+
+    url: str
+
+    def get_warehouse(self, customer: CustomerConfig | None = None) -> Warehouse:
+        url = (customer.warehouse_url if customer and customer.warehouse_url else self.url)
+        return warehouse_from_url(url)

@@ -1,0 +1,9 @@
+"""Warehouses: the interface and its implementations, chosen by URL."""
+
+from .base import LoadResult, Warehouse, logical_type, register_warehouse, warehouse_from_url, widen
+from .duckdb_warehouse import DuckDBWarehouse
+
+__all__ = [
+    "DuckDBWarehouse", "LoadResult", "Warehouse", "logical_type", "register_warehouse",
+    "warehouse_from_url", "widen",
+]

@@ -1,0 +1,42 @@
+"""The asset factory: assets per customer, keys, groups, partitions, lineage."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from dagster import AssetKey
+
+from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.definitions import build_definitions
+from clickstream_assets.factory import TABLE_ASSETS, build_customer_assets, customer_partitions
+
+
+def test_definitions_have_assets_for_each_enabled_customer(settings):
+    defs = build_definitions(settings)
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    assert AssetKey(["acme", "raw_events"]) in keys
+    assert AssetKey(["globex", "tracks"]) in keys
+    assert not any(k.path[0] == "paused" for k in keys)
+    assert len(keys) == 2 * (1 + len(TABLE_ASSETS))
+
+
+def test_tables_depend_on_raw_events_and_share_hourly_partitions(customer):
+    raw, tables = build_customer_assets(customer)
+    assert raw.key == AssetKey(["acme", "raw_events"])
+    for spec in tables.specs:
+        assert spec.group_name == "acme"
+        assert [d.asset_key for d in spec.deps] == [raw.key]
+    keys = customer_partitions(customer).get_partition_keys(
+        current_time=datetime(2026, 11, 1, 3, 30, tzinfo=timezone.utc))
+    # start hour, complete hours, and the current (still filling) hour
+    assert keys == ["2026-11-01-00:00", "2026-11-01-01:00", "2026-11-01-02:00",
+                    "2026-11-01-03:00"]
+    assert tables.backfill_policy is not None and tables.backfill_policy.max_partitions_per_run is None
+
+
+def test_a_thousand_customers_build(settings):
+    customers = [CustomerConfig(customer_id=f"c{i:04d}",
+                                start=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                 for i in range(1000)]
+    defs = build_definitions(settings, customers)
+    assert len(defs.resolve_asset_graph().get_all_asset_keys()) == 1000 * (1 + len(TABLE_ASSETS))

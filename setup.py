@@ -1,0 +1,36 @@
+from setuptools import find_packages, setup
+
+DAGSTER = "1.13.27"
+DAGSTER_LIBS = "0.29.27"
+
+setup(
+    name="clickstream_assets",
+    version="0.1.0",
+    description="Segment analytics.js clickstream events from S3 into per-customer warehouses, "
+    "as Dagster assets.",
+    packages=find_packages(exclude=["clickstream_assets_tests", "clickstream_assets_tests.*"]),
+    package_data={"clickstream_assets": ["example_config/*.yaml", "example_config/*.json"]},
+    python_requires=">=3.10",
+    install_requires=[
+        f"dagster=={DAGSTER}",
+        f"dagster-webserver=={DAGSTER}",
+        f"dagster-aws=={DAGSTER_LIBS}",
+        f"dagster-postgres=={DAGSTER_LIBS}",
+        "boto3>=1.34",
+        "redshift-connector>=2.1",
+        "pandas>=2.1",
+        "pyarrow>=15",
+        "orjson>=3.9",
+        "duckdb>=1.1",
+        "PyYAML>=6",
+    ],
+    extras_require={
+        "test": [
+            f"dagster-graphql=={DAGSTER}",
+            "moto[server]>=5",
+            "pytest>=8",
+            "psycopg2-binary>=2.9",
+        ],
+    },
+    entry_points={"console_scripts": ["clickstream=clickstream_assets.cli:main"]},
+)
