@@ -51,3 +51,29 @@ def settings(tmp_path: Path, store: LocalEventStore, warehouse: DuckDBWarehouse)
 @pytest.fixture
 def sample_hour(store: LocalEventStore, customer: CustomerConfig) -> list[str]:
     return write_sample_hour(store, customer.prefix, customer.customer_id, HOUR, 120)
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """A moto S3 server on a loopback port for the whole session; fake credentials in env."""
+    import os
+
+    from .services import FAKE_AWS_ENV, start_moto_s3
+
+    saved = {k: os.environ.get(k) for k in FAKE_AWS_ENV}
+    os.environ.update(FAKE_AWS_ENV)
+    s3 = start_moto_s3()
+    yield s3
+    s3.server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def s3(moto_s3):
+    """The moto server, emptied before each test."""
+    moto_s3.reset()
+    return moto_s3
