@@ -23,6 +23,15 @@ setup(
         "orjson>=3.9",
         "duckdb>=1.1",
         "PyYAML>=6",
+        # customer config API client: GraphQL over HTTP, retries, shared rate limit,
+        # shared circuit breaker, single-flight cache
+        "graphql-core>=3.2",
+        "requests>=2.31",
+        "tenacity>=8.2",
+        "pyrate-limiter>=3.7,<5",
+        "filelock>=3.12",
+        "pybreaker>=1.0",
+        "redis>=5",
     ],
     extras_require={
         "test": [
