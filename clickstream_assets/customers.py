@@ -17,6 +17,19 @@ from typing import Any, Iterable, Mapping, Protocol
 import yaml
 
 CUSTOMER_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Schema names warehouses keep for themselves (DuckDB catalogs/schemas, Redshift/PostgreSQL
+# system schemas): a customer schema by that name would shadow or collide with them.
+RESERVED_SCHEMAS = frozenset({"main", "memory", "system", "temp", "information_schema",
+                              "public", "catalog", "default"})
+
+
+def _check_schema_name(cid: str, schema: str) -> None:
+    if not CUSTOMER_ID_RE.match(schema):
+        raise CustomerConfigError(f"customer {cid}: schema {schema!r} is not a valid schema name")
+    if schema in RESERVED_SCHEMAS or schema.startswith(("pg_", "stl_", "stv_", "svv_")):
+        raise CustomerConfigError(
+            f"customer {cid}: schema {schema!r} is reserved by the warehouse; set 'schema' to "
+            "another name")
 
 
 class CustomerConfigError(ValueError):
@@ -103,8 +116,7 @@ def customer_from_mapping(raw: Mapping[str, Any]) -> CustomerConfig:
     if not isinstance(enabled, bool):
         raise CustomerConfigError(f"customer {cid}: 'enabled' must be true or false")
     schema = raw.get("schema") or ""
-    if schema and not CUSTOMER_ID_RE.match(schema):
-        raise CustomerConfigError(f"customer {cid}: schema {schema!r} is not a valid schema name")
+    _check_schema_name(cid, schema or cid)
     return CustomerConfig(
         customer_id=cid,
         start=start,

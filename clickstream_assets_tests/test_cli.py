@@ -56,3 +56,13 @@ def test_demo_loads_several_customers_and_reruns_unchanged(tmp_path: Path, capsy
     assert (home / "dagster").is_dir()
     assert main(["demo", "--home", str(home), "--hours", "2", "--events-per-hour", "80"]) == 0
     assert capsys.readouterr().out.split("\n")[2:] == first.split("\n")[2:]
+
+
+def test_a_warehouse_file_named_like_the_customer_schema_loads(tmp_path, store, sample_hour,
+                                                               capsys):
+    """DuckDB names a database after its file: `acme.duckdb` + schema `acme` must not clash."""
+    files = [str(store.root / k) for k in sample_hour]
+    summary = load(capsys, "--customer", "acme", "--warehouse",
+                   f"duckdb://{tmp_path / 'acme.duckdb'}", *files)
+    assert DuckDBWarehouse(tmp_path / "acme.duckdb").row_counts("acme")["tracks"] \
+        == summary["rows_written"]["tracks"] > 0

@@ -35,3 +35,12 @@ def test_json_file_and_defaults(tmp_path: Path):
     (c,) = FileCustomerSource(path).list_customers()
     assert c.warehouse_schema == "shop_1" and c.prefix == "shop_1"
     assert c.start.isoformat() == "2026-05-01T05:00:00+00:00"
+
+
+@pytest.mark.parametrize("entry", ["{customer_id: main, start: '2026-01-01'}",
+                                   "{customer_id: a, schema: pg_x, start: '2026-01-01'}"])
+def test_reserved_schema_names_are_refused(tmp_path: Path, entry):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"customers:\n  - {entry}\n")
+    with pytest.raises(CustomerConfigError, match="reserved"):
+        FileCustomerSource(path).list_customers()

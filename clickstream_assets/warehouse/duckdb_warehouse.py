@@ -50,6 +50,11 @@ LOADS_COLUMNS = (
     ("status", "string"),
 )
 LOCK_WAIT_SECONDS = 120.0
+# The file is attached under this alias rather than opened directly: DuckDB names a directly
+# opened database after its file stem, and a customer schema with the same name (a file
+# `acme.duckdb` holding schema `acme`) then makes every `"acme"."t"` ambiguous. Customer ids
+# cannot contain '-', so this alias never collides with a schema.
+CATALOG = "clickstream-warehouse"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -74,7 +79,7 @@ class DuckDBWarehouse(Warehouse):
         deadline, delay = time.monotonic() + self.lock_wait_seconds, 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                con = self._attach(read_only=read_only and self.path.exists())
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -87,6 +92,17 @@ class DuckDBWarehouse(Warehouse):
         finally:
             con.close()
 
+    def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        try:
+            mode = " (READ_ONLY)" if read_only else ""
+            con.execute(f"ATTACH {_sql_string(str(self.path))} AS {quote_ident(CATALOG)}{mode}")
+            con.execute(f"USE {quote_ident(CATALOG)}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
     # -- reads ---------------------------------------------------------------------------
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         if not self.path.exists():
@@ -96,13 +112,15 @@ class DuckDBWarehouse(Warehouse):
 
     def tables(self, schema: str) -> list[str]:
         return [r[0] for r in self.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-            "ORDER BY table_name", [schema])]
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = ? ORDER BY table_name",
+            [schema])]
 
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         rows = self.query(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
             [schema, table])
         return [(name, FROM_SQL.get(typ, "string")) for name, typ in rows]
 
@@ -138,7 +156,8 @@ class DuckDBWarehouse(Warehouse):
     def _existing_columns(self, con, schema: str, table: str) -> dict[str, str]:
         rows = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()
+            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
+            [schema, table]).fetchall()
         return {name: FROM_SQL.get(typ, "string") for name, typ in rows}
 
     def _evolve(self, con, schema: str, name: str, table: pa.Table, result: LoadResult) -> None:
@@ -164,7 +183,8 @@ class DuckDBWarehouse(Warehouse):
         """Every window-scoped table in the schema loses the window's rows, loaded or not now."""
         tables = con.execute(
             "SELECT table_name FROM information_schema.columns "
-            "WHERE table_schema = ? AND column_name = ?", [schema, PARTITION_COLUMN]).fetchall()
+            "WHERE table_catalog = current_database() AND table_schema = ? AND column_name = ?",
+            [schema, PARTITION_COLUMN]).fetchall()
         for (name,) in tables:
             con.execute(f"DELETE FROM {qualified(schema, name)} "
                         f"WHERE {quote_ident(PARTITION_COLUMN)} >= ? "
@@ -201,3 +221,7 @@ class DuckDBWarehouse(Warehouse):
 
 
 register_warehouse("duckdb", DuckDBWarehouse.from_url)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
