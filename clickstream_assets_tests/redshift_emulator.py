@@ -176,11 +176,15 @@ def _raise_sql(message: str) -> str:
 
 @dataclass
 class Fault:
-    """Drop the connection at the first statement matching `pattern`: `before` it reaches
-    the backend, or `after` it ran (its reply never reaches the client)."""
+    """Drop the connection at the first statement matching `pattern` (once a statement
+    matching `armed_by` ran in that session, if given): `before` it reaches the backend, or
+    `after` it ran (its reply never reaches the client). `then_refuse`: refuse every new
+    connection afterwards (the cluster is unreachable)."""
 
     pattern: str
     when: str = "before"
+    armed_by: str | None = None
+    then_refuse: bool = False
     fired: bool = False
 
 
@@ -207,8 +211,9 @@ class RedshiftEmulator:
         self._stopping = True
         self._listener.close()
 
-    def inject(self, pattern: str, when: str = "before") -> Fault:
-        fault = Fault(pattern, when)
+    def inject(self, pattern: str, when: str = "before", armed_by: str | None = None,
+               then_refuse: bool = False) -> Fault:
+        fault = Fault(pattern, when, armed_by, then_refuse)
         self.faults.append(fault)
         return fault
 
@@ -224,10 +229,13 @@ class RedshiftEmulator:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=_Session(self, client).run, daemon=True).start()
 
-    def take_fault(self, sql: str) -> Fault | None:
+    def take_fault(self, sql: str, history: list[str]) -> Fault | None:
         for fault in self.faults:
-            if not fault.fired and re.search(fault.pattern, sql, re.I | re.S):
+            armed = fault.armed_by is None or any(
+                re.search(fault.armed_by, past, re.I | re.S) for past in history)
+            if not fault.fired and armed and re.search(fault.pattern, sql, re.I | re.S):
                 fault.fired = True
+                self.refuse_connections = self.refuse_connections or fault.then_refuse
                 return fault
         return None
 
@@ -255,6 +263,7 @@ class _Session:
         self.portals: dict[bytes, str] = {}
         self.in_copy_group = False
         self.skip_to_sync = False
+        self.executed: list[str] = []
 
     # -- plumbing ----------------------------------------------------------------------
     def run(self) -> None:
@@ -419,7 +428,9 @@ class _Session:
             if not self.skip_to_sync:
                 self._run_copy(self.copy_portals[portal])
             return True
-        fault = self.emu.take_fault(self.portals.get(portal, ""))
+        sql = self.portals.get(portal, "")
+        fault = self.emu.take_fault(sql, self.executed)
+        self.executed.append(sql)
         if fault and fault.when == "before":
             self.close()
             raise ConnectionError("fault injected")
