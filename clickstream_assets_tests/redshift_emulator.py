@@ -424,16 +424,17 @@ class _Session:
 
     def _on_E(self, body: bytes) -> bool:
         portal, _ = _cstr(body, 0)
-        if portal in self.copy_portals:
-            if not self.skip_to_sync:
-                self._run_copy(self.copy_portals[portal])
-            return True
-        sql = self.portals.get(portal, "")
+        is_copy = portal in self.copy_portals
+        sql = self.copy_portals[portal] if is_copy else self.portals.get(portal, "")
         fault = self.emu.take_fault(sql, self.executed)
         self.executed.append(sql)
-        if fault and fault.when == "before":
+        if fault and (fault.when == "before" or is_copy):
             self.close()
             raise ConnectionError("fault injected")
+        if is_copy:
+            if not self.skip_to_sync:
+                self._run_copy(sql)
+            return True
         if fault:
             self.blackhole = True
         return False
