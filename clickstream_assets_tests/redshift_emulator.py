@@ -385,6 +385,7 @@ class _Session:
         query, pos = _cstr(body, pos)
         sql = query.decode()
         if re.match(r"\s*COPY\b", sql, re.I) and "s3://" in sql:
+            self.emu.statements.append(sql)
             try:
                 parse_copy(sql)
                 self.copy_statements.add(name)

@@ -46,6 +46,16 @@ def test_tables_get_a_sort_key_and_dist_style(redshift_warehouse, redshift_emula
     assert tracks.endswith('DISTSTYLE AUTO SORTKEY ("received_at")')
 
 
+def test_the_lock_is_the_first_statement_of_the_load_transaction(redshift_warehouse,
+                                                                  redshift_emulator):
+    load(redshift_warehouse, [track("m1")])
+    sql = [s.strip().lower() for s in redshift_emulator.statements]
+    lock = next(i for i, s in enumerate(sql) if s.startswith("lock "))
+    assert sql[lock - 2:lock] == ["commit", "begin transaction"]
+    assert sql[-1] == "commit" and not any(s.startswith("copy ") for s in sql[lock:])
+    assert any(s.startswith("copy ") for s in sql[:lock])
+
+
 def test_widening_rebuilds_the_column_inside_the_transaction(redshift_warehouse,
                                                              redshift_emulator):
     load(redshift_warehouse, [track("m1", qty=3)])
