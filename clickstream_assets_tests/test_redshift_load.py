@@ -166,3 +166,13 @@ def test_started_and_finished_are_recorded_in_utc(redshift_warehouse):
     (started, finished), = redshift_warehouse.query(
         f'SELECT "started_at", "finished_at" FROM "{SCHEMA}"."_clickstream_loads"')
     assert before - timedelta(seconds=1) <= started <= finished
+
+
+def test_the_warehouse_resource_resolves_a_customers_redshift_url(redshift_url):
+    from clickstream_assets.customers import CustomerConfig
+    from clickstream_assets.resources import WarehouseResource
+
+    resource = WarehouseResource(url="duckdb:///tmp/unused.duckdb")
+    customer = CustomerConfig(customer_id="acme", start=HOUR, warehouse_url=redshift_url)
+    wh = resource.get_warehouse(customer)
+    assert isinstance(wh, RedshiftWarehouse) and PASSWORD not in wh.description
