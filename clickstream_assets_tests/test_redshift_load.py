@@ -88,6 +88,9 @@ def test_two_loads_of_one_partition_at_once_do_not_duplicate(redshift_url):
     counts = wh.row_counts(SCHEMA)
     assert counts["order_completed"] == 50 and counts["tracks"] == 50
     assert counts["_clickstream_loads"] == 2
+    (s1, f1), (s2, f2) = sorted(wh.query(
+        f'SELECT "started_at", "finished_at" FROM "{SCHEMA}"."_clickstream_loads"'))
+    assert s2 < f1  # they did overlap: the second started before the first committed
 
 
 def test_two_thousand_properties_fail_clearly_before_staging(redshift_warehouse, s3):
