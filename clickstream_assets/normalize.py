@@ -23,7 +23,8 @@ from typing import BinaryIO, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .blocks import BLOCK_BYTES, ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, parse_block
+from . import blocks
+from .blocks import ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, parse_block
 from .columns import Leaf, as_text, column, flatten, parse_ts, resolve_collisions, timestamps
 from .customers import CustomerConfig
 from .naming import snake_case
@@ -154,11 +155,11 @@ class Normalizer:
 
     def __init__(self, customer: CustomerConfig | None = None, loaded_at: datetime | None = None,
                  max_varchar_bytes: int = DEFAULT_MAX_VARCHAR_BYTES,
-                 block_bytes: int = BLOCK_BYTES):
+                 block_bytes: int | None = None):
         self.customer = customer
         self.loaded_at = loaded_at or datetime.now(timezone.utc)
         self.max_varchar_bytes = max_varchar_bytes
-        self.block_bytes = block_bytes
+        self.block_bytes = block_bytes or blocks.BLOCK_BYTES
         self.counts = LoadCounts()
         self.renames: dict[str, str] = {}
         self._seen: set[str] = set()
