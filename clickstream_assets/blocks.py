@@ -153,9 +153,8 @@ def _read_single(block: ParsedBlock, line: bytes, lineno: int) -> None:
     arrays as JSON text (which is how arrays are stored anyway) and try once more."""
     try:
         table = _read(orjson.dumps(_arrays_as_text(orjson.loads(line))) + b"\n")
-    except (pa.ArrowInvalid, orjson.JSONDecodeError, orjson.JSONEncodeError) as exc:
+    except (pa.ArrowInvalid, orjson.JSONDecodeError, orjson.JSONEncodeError):
         block.rejects.append((lineno, "invalid_json", line))
-        del exc
         return
     block.parts.append(Part(table, pa.array([lineno], pa.int64())))
 

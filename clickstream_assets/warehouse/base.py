@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
 
-import pyarrow as pa
-
 from ..normalize import LoadCounts, NormalizedBatch, combine_batches
 
 # Column types, widening and the column limit live in schema_rules (shared with the normalizer).
