@@ -61,6 +61,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
         "duplicates": c.duplicates,
         "rejected": c.rejected,
         "filtered": c.filtered,
+        "replaced": c.replaced,
+        "overflow_columns": result.overflow_columns,
         "empty_lines": c.empty_lines,
         "rows_written": result.rows_written,
         "new_columns": result.new_columns,
