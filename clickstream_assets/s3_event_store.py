@@ -33,15 +33,28 @@ class S3EventFile(EventFile):
     etag: str = ""
 
 
-def make_s3_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+def make_s3_client(endpoint_url: str | None = None, region_name: str | None = None,
+                   profile_name: str | None = None, max_attempts: int | None = None,
+                   **client_kwargs: Any) -> Any:
     """A boto3 S3 client on the default credential chain, adaptive retries for throttling."""
     import boto3  # noqa: PLC0415 - only the S3 backend needs boto3
     from botocore.config import Config  # noqa: PLC0415
 
-    config = Config(retries=dict(DEFAULT_RETRIES), max_pool_connections=32)
-    return boto3.session.Session().client(
+    retries = {**DEFAULT_RETRIES, **({"max_attempts": max_attempts} if max_attempts else {})}
+    config = Config(retries=retries, max_pool_connections=32)
+    return boto3.session.Session(profile_name=profile_name).client(
         "s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
-        region_name=region_name, config=config)
+        region_name=region_name, config=config, **client_kwargs)
+
+
+def client_like_s3_resource(resource: Any) -> Any:
+    """A client with the settings of dagster-aws's `S3Resource` (endpoint, region, profile,
+    EnvVar credentials, SSL) but adaptive retries: S3Resource pins retry mode "standard"."""
+    extra = {k: getattr(resource, k) for k in ("use_ssl", "verify", "aws_access_key_id",
+                                               "aws_secret_access_key", "aws_session_token")
+             if getattr(resource, k, None) is not None}
+    return make_s3_client(resource.endpoint_url, resource.region_name, resource.profile_name,
+                          resource.max_attempts, **extra)
 
 
 class RequestCounter:

@@ -74,13 +74,16 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
                          minimum_interval_seconds: int = 60,
                          status: DefaultSensorStatus | None = None,
                          clock: Callable[[], datetime] | None = None) -> SensorDefinition:
-    """One sensor watching every enabled customer's recent hours; disabled ones are skipped."""
+    """One sensor watching every enabled customer's recent hours; disabled ones are skipped.
+
+    `asset_selection` (not `target`): customers' partitions differ (each starts at its own
+    hour), so each run goes to the implicit job of its customer's assets, not one job."""
     enabled = [c for c in customers if c.enabled]
     selection = AssetSelection.assets(*(k for c in enabled
                                         for k in customer_asset_keys(c.customer_id)))
     now = clock or (lambda: datetime.now(timezone.utc))
 
-    @sensor(name=name, target=selection, minimum_interval_seconds=minimum_interval_seconds,
+    @sensor(name=name, asset_selection=selection, minimum_interval_seconds=minimum_interval_seconds,
             default_status=status or default_status(),
             description=f"New event files in the last {lookback_hours} hours of "
                         f"{len(enabled)} customers -> runs for the changed hours.")

@@ -26,7 +26,8 @@ NOW = datetime(2026, 11, 20, 10, 30, tzinfo=timezone.utc)
 HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 CUSTOMERS = [CustomerConfig(customer_id="acme", start=START),
-             CustomerConfig(customer_id="globex", start=START, events_prefix="gx")]
+             CustomerConfig(customer_id="globex", start=START + timedelta(days=4),
+                            events_prefix="gx")]
 
 
 class Harness:

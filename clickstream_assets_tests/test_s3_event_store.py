@@ -78,3 +78,18 @@ def test_list_hours_pages_through_a_dense_range(store):
     got = store.list_hours("acme", HOUR - timedelta(hours=1), HOUR)
     assert [len(got[h]) for h in sorted(got)] == [700, 700]
     assert store.requests.calls["ListObjectsV2"] == 2
+
+
+def test_s3_resource_backed_store(s3):
+    from dagster_aws.s3 import S3Resource  # noqa: PLC0415
+
+    from clickstream_assets.resources import S3EventStoreResource  # noqa: PLC0415
+
+    create_bucket(s3.client())
+    resource = S3EventStoreResource(url="s3://clickstream-events/landing",
+                                    s3=S3Resource(endpoint_url=s3.endpoint_url,
+                                                  region_name="us-east-1"))
+    store = resource.get_store()
+    store.write(hour_prefix("acme", HOUR) + "a.json", b"{}\n")
+    assert [f.name for f in store.list_hour("acme", HOUR)] == ["a.json"]
+    assert store.client.meta.config.retries["mode"] == "adaptive"
