@@ -11,7 +11,9 @@ Plain logic, no Dagster and no boto3, so every rule is testable on its own. One 
 - the cursor holds only digests inside the lookback (compressed JSON), so it stays small and
   never grows with history; S3's LastModified is not used (a multipart upload carries its
   start time, so a "newer than" cursor would skip late files);
-- a budget (requests, seconds) bounds a scan; the next scan continues round-robin.
+- a budget (requests, seconds) bounds a scan; the next scan continues round-robin;
+- a customer whose listing fails keeps its digests (retried next scan) and does not stop
+  the others.
 """
 
 from __future__ import annotations
@@ -182,6 +184,7 @@ class ScanResult:
     listed: list[str]  # customers listed in this scan, in order
     pending: list[str]  # customers left for the next scan (budget)
     requests: int
+    errors: dict[str, str] = field(default_factory=dict)  # customer -> why its listing failed
 
 
 def lookback_window(customer: CustomerConfig, now: datetime,
@@ -205,6 +208,7 @@ def scan(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now: dateti
     digests = {c: hs for c, hs in cursor.digests.items() if c in by_id}
     ranges: list[HourRange] = []
     listed: list[str] = []
+    errors: dict[str, str] = {}
     for cid in order:
         if listed and budget.exhausted(requests_made() - base):
             break
@@ -214,7 +218,11 @@ def scan(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now: dateti
             digests.pop(cid, None)
             continue
         first, last = (epoch_hour(t) for t in window)
-        new = digests_of(list_hours(by_id[cid].prefix, *window))
+        try:
+            new = digests_of(list_hours(by_id[cid].prefix, *window))
+        except Exception as exc:  # noqa: BLE001 - one customer's listing must not stop others
+            errors[cid] = f"{type(exc).__name__}: {exc}"
+            continue
         ranges += hour_ranges(cid, digests.get(cid, {}), new, first, last)
         digests[cid] = new
     pending = order[len(listed):]
@@ -224,4 +232,4 @@ def scan(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now: dateti
         digests[cid] = {h: d for h, d in digests.get(cid, {}).items() if h >= first}
     resume = pending[0] if pending else ""
     return ScanResult(ranges, ArrivalCursor(digests, resume), listed, pending,
-                      requests_made() - base)
+                      requests_made() - base, errors)

@@ -58,13 +58,22 @@ def client_like_s3_resource(resource: Any) -> Any:
 
 
 class RequestCounter:
-    """Counts S3 API calls (operations) and HTTP attempts (incl. retries) of one client."""
+    """Counts S3 API calls (operations), HTTP attempts (incl. retries) and keys listed."""
 
     def __init__(self, client: Any):
         self.calls: Counter[str] = Counter()
         self.attempts = 0
+        self.keys_listed = 0
         client.meta.events.register("before-call.s3", self._on_call)
         client.meta.events.register("before-send.s3", self._on_send)
+        client.meta.events.register("after-call.s3.ListObjectsV2", self._on_listed)
+
+    def _on_listed(self, parsed: Any = None, **_: Any) -> None:
+        self.keys_listed += len((parsed or {}).get("Contents", []))
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.attempts = self.keys_listed = 0
 
     def _on_call(self, model: Any = None, **_: Any) -> None:
         self.calls[getattr(model, "name", "?")] += 1

@@ -62,6 +62,17 @@ def run_request_for(hours: HourRange) -> RunRequest:
                       tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last})
 
 
+def check_errors(context: SensorEvaluationContext, errors: dict[str, str], listed: int,
+                 where: str) -> None:
+    """Log each customer whose listing failed; fail the tick when none could be listed."""
+    for cid, error in sorted(errors.items()):
+        context.log.error(f"{cid}: listing {where} failed, retried next tick: {error}")
+    if errors and len(errors) == listed:
+        first = sorted(errors.items())[0]
+        raise RuntimeError(f"no customer could be listed in {where} ({len(errors)} failed); "
+                           f"first: {first[0]}: {first[1]}")
+
+
 def default_status(env: dict | None = None) -> DefaultSensorStatus:
     value = (os.environ if env is None else env).get(STATUS_ENV, "").strip().lower()
     return DefaultSensorStatus.RUNNING if value == "running" else DefaultSensorStatus.STOPPED
@@ -97,6 +108,7 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
         context.log.info(
             f"listed {len(result.listed)} customers ({result.requests} requests), "
             f"{len(result.pending)} left for the next tick, {len(result.ranges)} runs requested")
+        check_errors(context, result.errors, len(result.listed), store.uri)
         return SensorResult(run_requests=[run_request_for(r) for r in result.ranges],
                             cursor=result.cursor.encode())
 

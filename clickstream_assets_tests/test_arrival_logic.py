@@ -130,3 +130,18 @@ def test_customers_not_started_or_disabled_are_not_listed(store):
     result = scan([future, paused], ArrivalCursor({"paused": {1: 2}}), NOW,
                   lambda p, a, b: seen.append(p) or {}, lambda: 0)
     assert seen == [] and result.ranges == [] and result.cursor.digests == {}
+
+
+def test_a_failing_customer_listing_does_not_stop_the_others(store):
+    store.write(hour_prefix("c1", HOUR) + "a.json", b"{}\n")
+    cursor = ArrivalCursor({"c0": {epoch_hour(HOUR): 42}})
+
+    def lister(prefix, first, last):
+        if prefix == "c0":
+            raise PermissionError("AccessDenied on c0/")
+        return lister_for(store)(prefix, first, last)
+
+    result = scan(customers(2), cursor, NOW, lister, lambda: 0)
+    assert result.errors == {"c0": "PermissionError: AccessDenied on c0/"}
+    assert [r.customer_id for r in result.ranges] == ["c1"]
+    assert result.cursor.digests["c0"] == {epoch_hour(HOUR): 42}  # kept, retried next scan

@@ -193,3 +193,12 @@ def test_end_to_end_sensor_run_warehouse_rows(h, tmp_path):
                        .asset_materialization.metadata for name in ("raw_events", "loads"))
     assert raw["files"].value == 2  # both hours in one range run
     assert raw["events"].value == loads_meta["events_read"].value >= 80
+
+
+def test_a_tick_that_can_list_nothing_fails_clearly(s3, tmp_path):
+    h = Harness(s3, tmp_path)  # no bucket
+    with pytest.raises(Exception, match="no customer could be listed in s3://clickstream-events"
+                       ) as failure:
+        h.tick()
+    assert "NoSuchBucket" in str(failure.value)
+    assert "testing" not in str(failure.value)  # the (fake) secret key never shows
