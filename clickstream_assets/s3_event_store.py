@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,26 +65,31 @@ class RequestCounter:
         self.calls: Counter[str] = Counter()
         self.attempts = 0
         self.keys_listed = 0
+        self._lock = threading.Lock()  # the sensor lists several customers at once
         client.meta.events.register("before-call.s3", self._on_call)
         client.meta.events.register("before-send.s3", self._on_send)
         client.meta.events.register("after-call.s3.ListObjectsV2", self._on_listed)
 
     def _on_listed(self, parsed: Any = None, **_: Any) -> None:
-        self.keys_listed += len((parsed or {}).get("Contents", []))
+        with self._lock:
+            self.keys_listed += len((parsed or {}).get("Contents", []))
 
     def reset(self) -> None:
         self.calls.clear()
         self.attempts = self.keys_listed = 0
 
     def _on_call(self, model: Any = None, **_: Any) -> None:
-        self.calls[getattr(model, "name", "?")] += 1
+        with self._lock:
+            self.calls[getattr(model, "name", "?")] += 1
 
     def _on_send(self, **_: Any) -> None:
-        self.attempts += 1
+        with self._lock:
+            self.attempts += 1
 
     @property
     def total(self) -> int:
-        return sum(self.calls.values())
+        with self._lock:
+            return sum(self.calls.values())
 
 
 class _BodyReader(io.RawIOBase):

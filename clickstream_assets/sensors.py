@@ -26,6 +26,7 @@ from dagster import (
 )
 
 from .arrivals import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK_HOURS,
     DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_SECONDS,
@@ -82,6 +83,7 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
                          lookback_hours: int = DEFAULT_LOOKBACK_HOURS,
                          max_requests: int = DEFAULT_MAX_REQUESTS,
                          max_seconds: float = DEFAULT_MAX_SECONDS,
+                         concurrency: int = DEFAULT_CONCURRENCY,
                          minimum_interval_seconds: int = 60,
                          status: DefaultSensorStatus | None = None,
                          clock: Callable[[], datetime] | None = None) -> SensorDefinition:
@@ -104,7 +106,7 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
         counter = getattr(store, "requests", None)
         result = scan(enabled, ArrivalCursor.decode(context.cursor), now(), lister_for(store),
                       (lambda: counter.total) if counter else (lambda: 0), lookback_hours,
-                      Budget(max_requests=max_requests, max_seconds=max_seconds))
+                      Budget(max_requests=max_requests, max_seconds=max_seconds), concurrency)
         context.log.info(
             f"listed {len(result.listed)} customers ({result.requests} requests), "
             f"{len(result.pending)} left for the next tick, {len(result.ranges)} runs requested")

@@ -91,11 +91,14 @@ def test_budget_bounds_a_scan_and_the_next_scan_continues(store):
         return lister_for(store)(prefix, first, last)
 
     budget = Budget(max_requests=2)
-    first = scan(customers(5), ArrivalCursor(), NOW, lister, lambda: len(calls), budget=budget)
+    first = scan(customers(5), ArrivalCursor(), NOW, lister, lambda: len(calls), budget=budget,
+                 concurrency=1)
     assert first.listed == ["c0", "c1"] and first.pending == ["c2", "c3", "c4"]
     assert first.cursor.resume_at == "c2"
-    second = scan(customers(5), first.cursor, NOW, lister, lambda: len(calls), budget=budget)
-    third = scan(customers(5), second.cursor, NOW, lister, lambda: len(calls), budget=budget)
+    second = scan(customers(5), first.cursor, NOW, lister, lambda: len(calls), budget=budget,
+                  concurrency=1)
+    third = scan(customers(5), second.cursor, NOW, lister, lambda: len(calls), budget=budget,
+                 concurrency=1)
     assert second.listed == ["c2", "c3"] and third.listed == ["c4", "c0"]
     runs = [r.customer_id for s in (first, second, third) for r in s.ranges]
     assert runs == ["c0", "c1", "c2", "c3", "c4"]  # c0's second look finds nothing new
@@ -106,8 +109,16 @@ def test_time_budget_always_lists_at_least_one_customer(store):
     ticks = iter(range(100))
     budget = Budget(max_seconds=0.5, clock=lambda: next(ticks))
     result = scan(customers(3), ArrivalCursor(), NOW, lister_for(store), lambda: 0,
-                  budget=budget)
+                  budget=budget, concurrency=1)
     assert result.listed == ["c0"] and result.pending == ["c1", "c2"]
+
+
+def test_listings_run_in_parallel_batches_within_the_budget(store):
+    calls = []
+    result = scan(customers(10), ArrivalCursor(), NOW, lambda p, a, b: calls.append(p) or {},
+                  lambda: len(calls), budget=Budget(max_requests=5), concurrency=4)
+    assert result.listed == [f"c{i}" for i in range(8)]  # two batches of 4: 4 < 5, 8 >= 5
+    assert sorted(calls) == sorted(result.listed) and result.cursor.resume_at == "c8"
 
 
 def test_lookback_limits_hours_and_expires_old_digests(store):
