@@ -130,7 +130,8 @@ def measure(store, url, customers, now, args, rng, days: int, last: bool) -> Non
     again, a_wall, a_calls, a_keys = incremental_tick(store, customers, tick.cursor, now,
                                                       args.lookback_hours)
     hours = sum(r.hours for r in tick.ranges)
-    print(f"\n{days} days of history: {n:,} keys in the bucket ({len(items)} new), {len(customers)} customers, lookback {args.lookback_hours} h")
+    print(f"\n{days} days of history: {n:,} keys in the bucket ({len(items)} new), "
+          f"{len(customers)} customers, lookback {args.lookback_hours} h")
     row("incremental tick (scan)", t_wall, t_calls, t_keys,
         f"{len(tick.ranges)} run requests ({hours} customer-hours)")
     if d_wall is not None:

@@ -173,7 +173,8 @@ def lister_for(store: EventStore) -> HoursLister:
         return ranged
 
     def per_hour(prefix: str, first: datetime, last: datetime) -> HoursListing:
-        hours = (first + timedelta(hours=i) for i in range(epoch_hour(last) - epoch_hour(first) + 1))
+        count = epoch_hour(last) - epoch_hour(first) + 1
+        hours = (first + timedelta(hours=i) for i in range(count))
         listing = {h: store.list_prefix(hour_prefix(prefix, h)) for h in hours}
         return {h: fs for h, fs in listing.items() if fs}
     return per_hour

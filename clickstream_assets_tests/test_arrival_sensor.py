@@ -90,6 +90,11 @@ def test_first_tick_requests_each_customer_range_then_nothing(h):
     globex = next(r for r in requests if r.tags["customer"] == "globex")
     assert {k.path[0] for k in globex.asset_selection} == {"globex"}
     assert len(globex.asset_selection) == 12  # raw_events + the table multi-asset
+    # each request resolved to the implicit asset job of its customer's partitions
+    assert all(r.job_name and r.job_name.startswith("__ASSET_JOB") for r in requests)
+    job = h.defs.resolve_job_def(globex.job_name)
+    assert job.asset_layer.asset_graph.get(
+        globex.asset_selection[0]).partitions_def.start.day == 5
     assert h.tick()[0] == []  # no new files: no requests
 
 
