@@ -11,6 +11,7 @@ from dagster import Definitions
 from .customers import CustomerConfig, FileCustomerSource
 from .factory import build_all_customer_assets
 from .resources import EventStoreResource, WarehouseResource
+from .sensors import build_arrival_sensor
 from .settings import Settings
 
 
@@ -32,6 +33,7 @@ def build_definitions(settings: Settings | None = None,
     return Definitions(
         assets=build_all_customer_assets(customers, settings.max_reject_share),
         resources=build_resources(settings),
+        sensors=[build_arrival_sensor(customers)],
     )
 
 
