@@ -16,11 +16,13 @@ client that must share one budget must use the same URL.
 from __future__ import annotations
 
 import math
+import random
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pyrate_limiter import Limiter, Rate
+from pyrate_limiter import Limiter, Rate, RateItem
 
 BUCKET_NAME = "clickstream_config_api"
 
@@ -29,12 +31,18 @@ class RateLimitTimeout(TimeoutError):
     """No token within the caller's deadline: the shared budget is exhausted."""
 
 
+# The bucket counts when a request is stamped, the server when it arrives: lock waits and
+# network jitter between the two can squeeze N+1 arrivals into a server's second. Padding
+# the window by this much keeps arrivals within the stated rate.
+WINDOW_PADDING_MS = 100
+
+
 def rate_for(per_second: float) -> Rate:
-    """N requests per second as a pyrate Rate; fractional rates become 1 per N ms."""
+    """At most N requests in any window of 1 s (+ padding); fractional rates: 1 per window."""
     if per_second <= 0:
         raise ValueError(f"config API rate must be positive, got {per_second}")
     limit = max(1, math.floor(per_second))
-    return Rate(limit, math.ceil(1000 * limit / per_second))
+    return Rate(limit, math.ceil(1000 * limit / per_second) + WINDOW_PADDING_MS)
 
 
 def _sqlite_bucket(path: str, rate: Rate, name: str):
@@ -90,11 +98,18 @@ def shared_limiter(url: str, per_second: float) -> Limiter:
         return _LIMITERS[key]
 
 
-def acquire(limiter: Limiter, max_wait: float) -> None:
-    """Block until the shared bucket grants a request, or raise RateLimitTimeout."""
-    try:
-        ok = limiter.try_acquire(BUCKET_NAME, blocking=True, timeout=max_wait)
-    except TimeoutError as exc:
-        raise RateLimitTimeout(f"no config API request budget within {max_wait:g}s") from exc
-    if not ok:
-        raise RateLimitTimeout(f"no config API request budget within {max_wait:g}s")
+def acquire(limiter: Limiter, max_wait: float, poll: float = 0.05) -> None:
+    """Block until the shared bucket grants a request, or raise RateLimitTimeout.
+
+    Polls the bucket's atomic put (file lock / Lua script / table lock), each try stamped
+    with the current time. Not `Limiter.try_acquire`: its blocking wait stamps an item with
+    the planned, not the actual, wake-up time (under contention one window admitted one
+    request too many), and its non-blocking mode hands FileLock `False` as a timeout. The
+    Limiter still runs the leaker that deletes expired items."""
+    bucket = limiter.buckets()[0]
+    deadline = time.monotonic() + max_wait
+    while not bucket.put(RateItem(BUCKET_NAME, bucket.now(), 1)):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RateLimitTimeout(f"no config API request budget within {max_wait:g}s")
+        time.sleep(min(left, poll * (0.5 + random.random())))
