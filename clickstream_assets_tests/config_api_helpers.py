@@ -44,3 +44,12 @@ def client(url: str, tmp_path: Path, **kwargs) -> ConfigApiClient:
                     max_retry_seconds=10, max_attempts=5, backoff_seconds=0.05)
     defaults.update(kwargs)
     return ConfigApiClient(ClientOptions(**defaults))
+
+
+def expire_cache(state_dir: Path) -> None:
+    """Age the cached customer list by an hour (as if its TTL had passed)."""
+    import json  # noqa: PLC0415
+
+    cache = Path(state_dir) / "cache" / "customers.json"
+    data = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**data, "fetched_at": data["fetched_at"] - 3600}))

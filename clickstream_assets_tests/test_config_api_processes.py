@@ -3,7 +3,6 @@ waiting processes, and code-location loads that read the cache instead of the AP
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 from clickstream_assets.config_api.server import Fault
 
-from .config_api_helpers import client, start_server, stats
+from .config_api_helpers import client, expire_cache, start_server, stats
 
 REPO = Path(__file__).resolve().parents[1]
 MP = multiprocessing.get_context("fork")
@@ -91,9 +90,7 @@ def test_code_location_loads_read_the_cache(api, tmp_path):
         defs = build_definitions(Settings.from_env(env))
         assert stats(server)["requests"] == 1
     assert "customer_sync" in [s.name for s in defs.sensors]
-    cache = tmp_path / "config_api" / "cache" / "customers.json"
-    data = json.loads(cache.read_text())  # expire it: three loads at once refresh it once
-    cache.write_text(json.dumps({**data, "fetched_at": data["fetched_at"] - 3600}))
+    expire_cache(tmp_path / "config_api")  # three loads at once refresh it once
     procs = [_load_code_location(env) for _ in range(3)]
     outputs = []
     for p in procs:
