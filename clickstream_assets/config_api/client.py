@@ -79,6 +79,7 @@ class ClientOptions:
     max_retry_seconds: float = 180.0
     max_attempts: int = 12
     backoff_seconds: float = 0.5  # exponential backoff multiplier (full jitter)
+    stale_retry_seconds: float = 5.0  # retry budget of a refresh that has a stale fallback
 
     @property
     def endpoint(self) -> str:
@@ -149,14 +150,16 @@ class ConfigApiClient:
             return self._post(operation, query, variables)
         return self._breaker.call(self._post, operation, query, variables)
 
-    def execute(self, operation: str, query: str, variables: dict | None = None) -> dict:
+    def execute(self, operation: str, query: str, variables: dict | None = None,
+                max_retry_seconds: float | None = None) -> dict:
         """One GraphQL operation with retries; raises the last error when they run out."""
         o = self.options
-        deadline = time.monotonic() + o.max_retry_seconds
+        budget = o.max_retry_seconds if max_retry_seconds is None else max_retry_seconds
+        deadline = time.monotonic() + budget
         retrying = Retrying(
             retry=retry_if_exception_type((ApiUnavailable, pybreaker.CircuitBreakerError)),
             wait=_WaitRetryAfter(multiplier=o.backoff_seconds, max=min(30.0, o.breaker_reset_seconds)),
-            stop=stop_after_delay(o.max_retry_seconds) | stop_after_attempt(o.max_attempts),
+            stop=stop_after_delay(budget) | stop_after_attempt(o.max_attempts),
             reraise=True,
             before_sleep=lambda s: log.info("config API %s: %s; retry %d", operation,
                                             s.outcome.exception(), s.attempt_number),
@@ -164,13 +167,14 @@ class ConfigApiClient:
         return retrying(self._attempt, operation, query, variables or {}, deadline)
 
     # -- operations -------------------------------------------------------------------------
-    def fetch_customer_nodes(self) -> list[dict]:
+    def fetch_customer_nodes(self, max_retry_seconds: float | None = None) -> list[dict]:
         """Every customer node, page by page, with `@secret` fields stripped."""
         nodes: list[dict] = []
         after = None
         while True:
             page = self.execute("ClickstreamCustomers", CUSTOMERS_QUERY,
-                                {"first": PAGE_SIZE, "after": after})["customers"]
+                                {"first": PAGE_SIZE, "after": after},
+                                max_retry_seconds)["customers"]
             nodes.extend(edge["node"] for edge in page["edges"])
             if not page["pageInfo"]["hasNextPage"]:
                 return strip_secrets(nodes)
@@ -180,7 +184,17 @@ class ConfigApiClient:
         """The customer list from the shared cache (refreshed once per TTL for everyone)."""
         if self._cache is None:
             return Cached(self.fetch_customer_nodes(), time.time(), "api")
-        return self._cache.get(CUSTOMERS_KEY, self.fetch_customer_nodes, force=force)
+        cache = self._cache
+
+        def fetch() -> list[dict]:
+            """With a usable stale value, give up quickly: a code load must not hang on a
+            down API when yesterday's list would do."""
+            current = cache.read(CUSTOMERS_KEY)
+            fallback = current is not None and current.age <= cache.max_stale
+            return self.fetch_customer_nodes(
+                self.options.stale_retry_seconds if fallback else None)
+
+        return cache.get(CUSTOMERS_KEY, fetch, force=force)
 
     def warehouse_credentials(self, customer_id: str) -> WarehouseCredentials | None:
         """A customer's warehouse login: asked at use time, kept in this process's memory
