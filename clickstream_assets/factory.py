@@ -30,6 +30,7 @@ from .normalize import LOADS_TABLE, REJECTS_TABLE, RESERVED_TABLES
 from .raw_stats import count_events
 from .pipeline import DEFAULT_MAX_REJECT_SHARE, list_window, load_window
 from .resources import EventStoreResource, WarehouseResource
+from .retries import RETRY_POLICY, retry_only_transient
 from .warehouse import LoadResult, Warehouse
 
 # BackfillPolicy.single_run() is "beta" in 1.13 but is exactly what range backfills need.
@@ -77,13 +78,14 @@ def build_customer_assets(customer: CustomerConfig,
     tags = {"customer": cid}
 
     @asset(key=raw_events_key(cid), group_name=cid, partitions_def=partitions,
-           backfill_policy=policy, kinds={"s3"}, tags=tags,
+           backfill_policy=policy, kinds={"s3"}, tags=tags, retry_policy=RETRY_POLICY,
            description=f"{customer.name}: analytics.js event files for the hour, as landed.")
     def raw_events(context: AssetExecutionContext,
                    event_store: EventStoreResource) -> MaterializeResult:
         window = context.partition_time_window
         store = event_store.get_store()
-        files = list_window(store, customer, window.start, window.end)
+        with retry_only_transient(f"{cid}: listing event files"):
+            files = list_window(store, customer, window.start, window.end)
         context.log.info(f"{cid}: {len(files.files)} files, {files.total_bytes} bytes "
                          f"in [{window.start}, {window.end})")
         return MaterializeResult(metadata={
@@ -103,14 +105,15 @@ def build_customer_assets(customer: CustomerConfig,
     ]
 
     @multi_asset(name=f"{cid}__warehouse_tables", specs=specs, partitions_def=partitions,
-                 backfill_policy=policy, can_subset=False)
+                 backfill_policy=policy, can_subset=False, retry_policy=RETRY_POLICY)
     def warehouse_tables(context: AssetExecutionContext, event_store: EventStoreResource,
                          warehouse: WarehouseResource):
         window = context.partition_time_window
         wh = warehouse.get_warehouse(customer)
         try:
-            files, result = load_window(event_store.get_store(), wh, customer, window.start,
-                                        window.end, max_reject_share)
+            with retry_only_transient(f"{cid}: loading the warehouse"):
+                files, result = load_window(event_store.get_store(), wh, customer, window.start,
+                                            window.end, max_reject_share)
             context.log.info(f"{cid}: loaded [{window.start}, {window.end}) from "
                              f"{len(files.files)} files: {result.counts.as_dict()}")
             yield from table_results(wh, customer, result)
