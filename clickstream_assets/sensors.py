@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from dagster import (
     AssetKey,
@@ -42,6 +42,9 @@ from .resources import EventStoreResource
 
 SENSOR_NAME = "clickstream_arrivals"
 STATUS_ENV = "CLICKSTREAM_ARRIVAL_SENSOR"
+LOOKBACK_ENV = "CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS"
+INTERVAL_ENV = "CLICKSTREAM_ARRIVAL_INTERVAL_SECONDS"
+DEFAULT_INTERVAL_SECONDS = 60
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -74,29 +77,41 @@ def check_errors(context: SensorEvaluationContext, errors: dict[str, str], liste
                            f"first: {first[0]}: {first[1]}")
 
 
-def default_status(env: dict | None = None) -> DefaultSensorStatus:
+def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+def default_status(env: Mapping[str, str] | None = None) -> DefaultSensorStatus:
     value = (os.environ if env is None else env).get(STATUS_ENV, "").strip().lower()
     return DefaultSensorStatus.RUNNING if value == "running" else DefaultSensorStatus.STOPPED
 
 
 def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SENSOR_NAME,
-                         lookback_hours: int = DEFAULT_LOOKBACK_HOURS,
+                         lookback_hours: int | None = None,
                          max_requests: int = DEFAULT_MAX_REQUESTS,
                          max_seconds: float = DEFAULT_MAX_SECONDS,
                          concurrency: int = DEFAULT_CONCURRENCY,
-                         minimum_interval_seconds: int = 60,
+                         minimum_interval_seconds: int | None = None,
                          status: DefaultSensorStatus | None = None,
                          clock: Callable[[], datetime] | None = None) -> SensorDefinition:
     """One sensor watching every enabled customer's recent hours; disabled ones are skipped.
 
     `asset_selection` (not `target`): customers' partitions differ (each starts at its own
-    hour), so each run goes to the implicit job of its customer's assets, not one job."""
+    hour), so each run goes to the implicit job of its customer's assets, not one job.
+    Unset knobs come from CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS / _INTERVAL_SECONDS."""
+    lookback_hours = lookback_hours or env_int(LOOKBACK_ENV, DEFAULT_LOOKBACK_HOURS)
+    interval = minimum_interval_seconds or env_int(INTERVAL_ENV, DEFAULT_INTERVAL_SECONDS)
     enabled = [c for c in customers if c.enabled]
     selection = AssetSelection.assets(*(k for c in enabled
                                         for k in customer_asset_keys(c.customer_id)))
     now = clock or (lambda: datetime.now(timezone.utc))
 
-    @sensor(name=name, asset_selection=selection, minimum_interval_seconds=minimum_interval_seconds,
+    @sensor(name=name, asset_selection=selection, minimum_interval_seconds=interval,
             default_status=status or default_status(),
             description=f"New event files in the last {lookback_hours} hours of "
                         f"{len(enabled)} customers -> runs for the changed hours.")

@@ -170,9 +170,16 @@ def test_tens_of_thousands_of_old_keys_cost_one_listing_per_customer(h):
     assert dict(store.requests.calls) == {"ListObjectsV2": 1}
 
 
-def test_sensor_is_stopped_unless_asked_to_run():
+def test_sensor_is_stopped_unless_asked_to_run_and_knobs_come_from_env(monkeypatch):
     assert default_status({}).value == "STOPPED"
     assert default_status({"CLICKSTREAM_ARRIVAL_SENSOR": "running"}).value == "RUNNING"
+    monkeypatch.setenv("CLICKSTREAM_ARRIVAL_INTERVAL_SECONDS", "30")
+    monkeypatch.setenv("CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS", "72")
+    sensor = build_arrival_sensor(CUSTOMERS)
+    assert sensor.minimum_interval_seconds == 30 and "last 72 hours" in sensor.description
+    monkeypatch.setenv("CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS", "two days")
+    with pytest.raises(ValueError, match="CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS must be"):
+        build_arrival_sensor(CUSTOMERS)
 
 
 def test_end_to_end_sensor_run_warehouse_rows(h, tmp_path):
