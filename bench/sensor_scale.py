@@ -93,20 +93,26 @@ def full_listing(store: S3EventStore):
     return len(files), wall, dict(store.requests.calls), store.requests.keys_listed
 
 
-def dagster_tick(url: str, customers, cursor: str, now: datetime) -> float:
+def dagster_tick(url: str, customers, state: ArrivalCursor, now: datetime) -> float:
     from dagster import DagsterInstance, Definitions, build_sensor_context  # noqa: PLC0415
 
     from clickstream_assets.factory import build_all_customer_assets  # noqa: PLC0415
     from clickstream_assets.resources import EventStoreResource, WarehouseResource  # noqa
-    from clickstream_assets.sensors import build_arrival_sensor  # noqa: PLC0415
+    from clickstream_assets.sensors import (  # noqa: PLC0415
+        SENSOR_NAME,
+        ArrivalStateStore,
+        build_arrival_sensor,
+    )
 
     sensor = build_arrival_sensor(customers, clock=lambda: now)
     resources = {"event_store": EventStoreResource(url=url),
                  "warehouse": WarehouseResource(url="duckdb:///tmp/unused.duckdb")}
     defs = Definitions(assets=build_all_customer_assets(customers), sensors=[sensor],
                        resources=resources)
-    with build_sensor_context(instance=DagsterInstance.ephemeral(), cursor=cursor,
-                              resources=resources, definitions=defs) as ctx:
+    instance = DagsterInstance.ephemeral()
+    cursor = ArrivalStateStore(instance.daemon_cursor_storage, SENSOR_NAME).save(state, 0)
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources,
+                              definitions=defs) as ctx:
         _, wall = timed(lambda: sensor.evaluate_tick(ctx))
     return wall
 
@@ -124,7 +130,7 @@ def measure(store, url, customers, now, args, rng, days: int, last: bool) -> Non
     tick, t_wall, t_calls, t_keys = incremental_tick(store, customers, cursor, now,
                                                      args.lookback_hours)
     n, f_wall, f_calls, f_keys = full_listing(store)
-    d_wall = dagster_tick(url, customers, cursor.encode(), now) if last else None
+    d_wall = dagster_tick(url, customers, cursor, now) if last else None
     b_ticks, b_most, b_runs = budgeted_pass(store, customers, cursor, now, args.lookback_hours,
                                             args.tick_budget)
     again, a_wall, a_calls, a_keys = incremental_tick(store, customers, tick.cursor, now,
@@ -140,7 +146,7 @@ def measure(store, url, customers, now, args, rng, days: int, last: bool) -> Non
     row("whole-bucket listing", f_wall, f_calls, f_keys)
     fc, tc = sum(f_calls.values()), sum(t_calls.values())
     print(f"  ratio full/incremental: list calls {fc / tc:.1f}x, keys listed "
-          f"{f_keys / max(t_keys, 1):.0f}x, wall {f_wall / t_wall:.1f}x; cursor "
+          f"{f_keys / max(t_keys, 1):.0f}x, wall {f_wall / t_wall:.1f}x; sensor state "
           f"{len(tick.cursor.encode()):,} bytes")
     same = b_runs == {r.run_key for r in tick.ranges}
     print(f"  budgeted ticks (<= {args.tick_budget} requests, round-robin): at most {b_most} "

@@ -4,15 +4,17 @@ The logic is `arrivals.scan`; this module only turns its ranges into `RunRequest
 per contiguous range of a customer's changed hours, as a partition range so the assets'
 single-run backfill policy loads it in one go) and keeps the cursor. Run keys name the
 content (`customer:hours:digest`), so a repeated tick, or a tick whose cursor update was
-lost, requests nothing new. Stopped by default: set CLICKSTREAM_ARRIVAL_SENSOR=running
-(or start it in the UI) where files really arrive.
+lost, requests nothing new. The digests live in the instance's key-value store (see
+`ArrivalStateStore`); the tick's cursor stays a few bytes. Stopped by default: set
+CLICKSTREAM_ARRIVAL_SENSOR=running (or start it in the UI) where files really arrive.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from dagster import (
     AssetKey,
@@ -42,8 +44,50 @@ from .resources import EventStoreResource
 
 SENSOR_NAME = "clickstream_arrivals"
 STATUS_ENV = "CLICKSTREAM_ARRIVAL_SENSOR"
+LOOKBACK_ENV = "CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS"
+INTERVAL_ENV = "CLICKSTREAM_ARRIVAL_INTERVAL_SECONDS"
+DEFAULT_INTERVAL_SECONDS = 60
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+class ArrivalStateStore:
+    """The digests live in the instance's key-value store, the tick cursor only names them.
+
+    Dagster keeps every tick's cursor (successful ticks forever by default) and the digests
+    take ~10 bytes per customer-hour (~470 KB per tick for 1,000 customers). The cursor is a
+    generation number; generation g+1 goes to the other of two slots, so when a tick's cursor
+    is not committed, generation g is intact and the retried tick requests the same runs
+    (same run keys)."""
+
+    def __init__(self, storage: Any, sensor_name: str):
+        self.storage = storage
+        self.prefix = f"clickstream/{sensor_name}/arrival_state"
+
+    def _key(self, generation: int) -> str:
+        return f"{self.prefix}/{generation % 2}"
+
+    def load(self, cursor: str | None, log: Any) -> tuple[ArrivalCursor, int]:
+        if not cursor:
+            return ArrivalCursor(), 0
+        try:
+            generation = int(json.loads(cursor)["g"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"arrival sensor cursor {cursor[:40]!r} is not readable; clear "
+                             "the sensor's cursor to start over") from exc
+        key = self._key(generation)
+        stored = self.storage.get_cursor_values({key}).get(key, "")
+        tag, _, blob = stored.partition(":")
+        if tag != str(generation):
+            log.warning(f"arrival state generation {generation} is not in the instance "
+                        "storage: starting over (the lookback's hours are requested once more)")
+            return ArrivalCursor(), generation
+        return ArrivalCursor.decode(blob), generation
+
+    def save(self, state: ArrivalCursor, generation: int) -> str:
+        nxt = generation + 1
+        self.storage.set_cursor_values({self._key(nxt): f"{nxt}:{state.encode()}"})
+        return json.dumps({"g": nxt})
 
 
 def customer_asset_keys(customer_id: str) -> list[AssetKey]:
@@ -74,29 +118,41 @@ def check_errors(context: SensorEvaluationContext, errors: dict[str, str], liste
                            f"first: {first[0]}: {first[1]}")
 
 
-def default_status(env: dict | None = None) -> DefaultSensorStatus:
+def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+def default_status(env: Mapping[str, str] | None = None) -> DefaultSensorStatus:
     value = (os.environ if env is None else env).get(STATUS_ENV, "").strip().lower()
     return DefaultSensorStatus.RUNNING if value == "running" else DefaultSensorStatus.STOPPED
 
 
 def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SENSOR_NAME,
-                         lookback_hours: int = DEFAULT_LOOKBACK_HOURS,
+                         lookback_hours: int | None = None,
                          max_requests: int = DEFAULT_MAX_REQUESTS,
                          max_seconds: float = DEFAULT_MAX_SECONDS,
                          concurrency: int = DEFAULT_CONCURRENCY,
-                         minimum_interval_seconds: int = 60,
+                         minimum_interval_seconds: int | None = None,
                          status: DefaultSensorStatus | None = None,
                          clock: Callable[[], datetime] | None = None) -> SensorDefinition:
     """One sensor watching every enabled customer's recent hours; disabled ones are skipped.
 
     `asset_selection` (not `target`): customers' partitions differ (each starts at its own
-    hour), so each run goes to the implicit job of its customer's assets, not one job."""
+    hour), so each run goes to the implicit job of its customer's assets, not one job.
+    Unset knobs come from CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS / _INTERVAL_SECONDS."""
+    lookback_hours = lookback_hours or env_int(LOOKBACK_ENV, DEFAULT_LOOKBACK_HOURS)
+    interval = minimum_interval_seconds or env_int(INTERVAL_ENV, DEFAULT_INTERVAL_SECONDS)
     enabled = [c for c in customers if c.enabled]
     selection = AssetSelection.assets(*(k for c in enabled
                                         for k in customer_asset_keys(c.customer_id)))
     now = clock or (lambda: datetime.now(timezone.utc))
 
-    @sensor(name=name, asset_selection=selection, minimum_interval_seconds=minimum_interval_seconds,
+    @sensor(name=name, asset_selection=selection, minimum_interval_seconds=interval,
             default_status=status or default_status(),
             description=f"New event files in the last {lookback_hours} hours of "
                         f"{len(enabled)} customers -> runs for the changed hours.")
@@ -104,7 +160,9 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
                        event_store: EventStoreResource) -> SensorResult:
         store = event_store.get_store()
         counter = getattr(store, "requests", None)
-        result = scan(enabled, ArrivalCursor.decode(context.cursor), now(), lister_for(store),
+        state = ArrivalStateStore(context.instance.daemon_cursor_storage, name)
+        previous, generation = state.load(context.cursor, context.log)
+        result = scan(enabled, previous, now(), lister_for(store),
                       (lambda: counter.total) if counter else (lambda: 0), lookback_hours,
                       Budget(max_requests=max_requests, max_seconds=max_seconds), concurrency)
         context.log.info(
@@ -112,6 +170,6 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
             f"{len(result.pending)} left for the next tick, {len(result.ranges)} runs requested")
         check_errors(context, result.errors, len(result.listed), store.uri)
         return SensorResult(run_requests=[run_request_for(r) for r in result.ranges],
-                            cursor=result.cursor.encode())
+                            cursor=state.save(result.cursor, generation))
 
     return arrival_sensor
