@@ -15,6 +15,7 @@ import pytest
 from clickstream_assets.config_api.server import Fault
 
 from .config_api_helpers import client, expire_cache, start_server, stats
+from .services import POSTGRES_DSN
 
 REPO = Path(__file__).resolve().parents[1]
 MP = multiprocessing.get_context("fork")
@@ -46,12 +47,34 @@ def _run_processes(target, args_list) -> None:
     assert [p.exitcode for p in procs] == [0] * len(procs)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def _limiter_url(backend: str, tmp_path: Path) -> str:
+    bucket = f"test_config_api_{uuid.uuid4().hex[:12]}"
+    return {"sqlite": f"sqlite://{tmp_path / 'limiter.sqlite'}",
+            "redis": f"redis://127.0.0.1:6379/0#{bucket}",
+            "postgresql": f"{POSTGRES_DSN}#{bucket}"}[backend]
+
+
+def _drop_bucket(backend: str, limiter_url: str) -> None:
+    url, _, bucket = limiter_url.partition("#")
+    if backend == "redis":
+        import redis
+
+        redis.Redis.from_url(url).delete(bucket)
+    elif backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "ratelimit___{bucket}"')
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgresql"])
 def test_processes_share_one_request_budget(api, tmp_path, backend):
     server, url = api
-    limiter_url = (f"sqlite://{tmp_path / 'limiter.sqlite'}" if backend == "sqlite"
-                   else f"redis://127.0.0.1:6379/0#test_config_api_{uuid.uuid4().hex}")
-    _run_processes(_calls, [(url, str(tmp_path), limiter_url, 8)] * 3)
+    limiter_url = _limiter_url(backend, tmp_path)
+    try:
+        _run_processes(_calls, [(url, str(tmp_path), limiter_url, 8)] * 3)
+    finally:
+        _drop_bucket(backend, limiter_url)
     s = stats(server)
     assert s["requests"] == 24
     assert s["peak_per_second"] <= 10, s["per_second"]
