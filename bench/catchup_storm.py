@@ -1,6 +1,6 @@
 """The catch-up storm: can a backfill after an outage take the config API down?
 
-    PYTHONPATH=. python bench/catchup_storm.py [--customers 20 --hours 6 --outage-seconds 60]
+    PYTHONPATH=. python bench/catchup_storm.py [--customers 20 --hours 2 --outage-seconds 60]
 
 The reference config API runs with a limit of 5 requests/s. Every customer gets a backfill of
 `--hours` hourly partitions, one real Dagster run per customer (`dagster asset materialize`,
@@ -206,7 +206,7 @@ def report(args, protected: dict, baseline: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=20)
-    parser.add_argument("--hours", type=int, default=6, help="backfill length in hourly "
+    parser.add_argument("--hours", type=int, default=2, help="backfill length in hourly "
                         "partitions; the issue's 30 days = 720 (slower: ~8,700 "
                         "materializations per run, the API load is the same)")
     parser.add_argument("--parallel", type=int, default=4, help="runs at a time")

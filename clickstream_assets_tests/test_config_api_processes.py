@@ -31,7 +31,7 @@ def api(tmp_path):
 def _calls(url: str, state: str, limiter_url: str, n: int, go) -> None:
     go.wait(10)
     c = client(url, Path(state), cache_dir=None, breaker_url=None, limiter_url=limiter_url,
-               rate_per_second=10, max_retry_seconds=30)
+               rate_per_second=8, max_retry_seconds=30)
     for _ in range(n):
         c.fetch_customer_nodes()
 
@@ -77,8 +77,10 @@ def test_processes_share_one_request_budget(api, tmp_path, backend):
         _drop_bucket(backend, limiter_url)
     s = stats(server)
     assert s["requests"] == 24
+    # a budget of 8/s shared by 3 processes (unshared: 24 in the first second) stays under an
+    # API limit of 10/s even when a loaded machine delays a request after its token
     assert s["peak_per_second"] <= 10, s["per_second"]
-    assert len(s["per_second"]) >= 3  # 24 requests at 10/s cannot fit in two seconds
+    assert len(s["per_second"]) >= 3  # 24 requests at 8/s cannot fit in two seconds
 
 
 def _read_customers(url: str, state: str, go) -> None:
