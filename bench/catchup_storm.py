@@ -111,19 +111,20 @@ def run_customer(cid: str, first: str, last: str, env: dict, executor: str) -> t
 def tick_sensors(settings: Settings, protect: bool, interval: float, stop: threading.Event,
                  counts: dict) -> None:
     """The customer-sync sensor on its schedule (compressed: every `interval` seconds)."""
-    from dagster import build_sensor_context  # noqa: PLC0415
+    from dagster import DagsterInstance, build_sensor_context  # noqa: PLC0415
 
     from clickstream_assets.config_api.resource import ConfigApiResource  # noqa: PLC0415
     from clickstream_assets.config_api.sensor import build_customer_sync_sensor  # noqa: PLC0415
     from clickstream_assets.config_api.source import ConfigApiCustomerSource  # noqa: PLC0415
 
     api = ConfigApiResource.from_settings(settings, protect=protect)
+    instance = DagsterInstance.ephemeral()
     loaded = None
     while not stop.wait(interval):
         try:
             loaded = loaded or ConfigApiCustomerSource(api.get_client()).list_customers()
             build_customer_sync_sensor(settings, loaded)(
-                build_sensor_context(resources={"config_api": api}))
+                build_sensor_context(instance=instance, resources={"config_api": api}))
             counts["ok"] += 1
         except Exception:  # noqa: BLE001 - a failed tick is counted, the next one retries
             counts["failed"] += 1
