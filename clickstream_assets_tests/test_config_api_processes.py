@@ -98,8 +98,8 @@ def test_concurrent_refreshes_collapse_into_one_request(api, tmp_path):
 def _load_code_location(env: dict) -> subprocess.Popen:
     code = ("from clickstream_assets.definitions import build_definitions\n"
             "defs = build_definitions()\n"
-            "print(sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()"
-            " if k.path[-1] == 'raw_events'))\n")
+            "keys = defs.resolve_asset_graph().get_all_asset_keys()\n"
+            "print(sorted(k.to_user_string() for k in keys if k.path[-1] == 'raw_events'))\n")
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
