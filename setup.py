@@ -32,6 +32,9 @@ setup(
         "filelock>=3.12",
         "pybreaker>=1.0",
         "redis>=5",
+        # PostgreSQL backend of the shared config API rate limit (pyrate-limiter's bucket)
+        "psycopg[binary]>=3.1",
+        "psycopg-pool>=3.2",
     ],
     extras_require={
         "test": [

@@ -1,6 +1,6 @@
 """The catch-up storm: can a backfill after an outage take the config API down?
 
-    PYTHONPATH=. python bench/catchup_storm.py [--customers 20 --hours 6 --outage-seconds 60]
+    PYTHONPATH=. python bench/catchup_storm.py [--customers 20 --hours 2 --outage-seconds 60]
 
 The reference config API runs with a limit of 5 requests/s. Every customer gets a backfill of
 `--hours` hourly partitions, one real Dagster run per customer (`dagster asset materialize`,
@@ -111,19 +111,20 @@ def run_customer(cid: str, first: str, last: str, env: dict, executor: str) -> t
 def tick_sensors(settings: Settings, protect: bool, interval: float, stop: threading.Event,
                  counts: dict) -> None:
     """The customer-sync sensor on its schedule (compressed: every `interval` seconds)."""
-    from dagster import build_sensor_context  # noqa: PLC0415
+    from dagster import DagsterInstance, build_sensor_context  # noqa: PLC0415
 
     from clickstream_assets.config_api.resource import ConfigApiResource  # noqa: PLC0415
     from clickstream_assets.config_api.sensor import build_customer_sync_sensor  # noqa: PLC0415
     from clickstream_assets.config_api.source import ConfigApiCustomerSource  # noqa: PLC0415
 
     api = ConfigApiResource.from_settings(settings, protect=protect)
+    instance = DagsterInstance.ephemeral()
     loaded = None
     while not stop.wait(interval):
         try:
             loaded = loaded or ConfigApiCustomerSource(api.get_client()).list_customers()
             build_customer_sync_sensor(settings, loaded)(
-                build_sensor_context(resources={"config_api": api}))
+                build_sensor_context(instance=instance, resources={"config_api": api}))
             counts["ok"] += 1
         except Exception:  # noqa: BLE001 - a failed tick is counted, the next one retries
             counts["failed"] += 1
@@ -206,7 +207,7 @@ def report(args, protected: dict, baseline: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=20)
-    parser.add_argument("--hours", type=int, default=6, help="backfill length in hourly "
+    parser.add_argument("--hours", type=int, default=2, help="backfill length in hourly "
                         "partitions; the issue's 30 days = 720 (slower: ~8,700 "
                         "materializations per run, the API load is the same)")
     parser.add_argument("--parallel", type=int, default=4, help="runs at a time")

@@ -15,6 +15,7 @@ import pytest
 from clickstream_assets.config_api.server import Fault
 
 from .config_api_helpers import client, expire_cache, start_server, stats
+from .services import POSTGRES_DSN
 
 REPO = Path(__file__).resolve().parents[1]
 MP = multiprocessing.get_context("fork")
@@ -30,7 +31,7 @@ def api(tmp_path):
 def _calls(url: str, state: str, limiter_url: str, n: int, go) -> None:
     go.wait(10)
     c = client(url, Path(state), cache_dir=None, breaker_url=None, limiter_url=limiter_url,
-               rate_per_second=10, max_retry_seconds=30)
+               rate_per_second=8, max_retry_seconds=30)
     for _ in range(n):
         c.fetch_customer_nodes()
 
@@ -46,16 +47,40 @@ def _run_processes(target, args_list) -> None:
     assert [p.exitcode for p in procs] == [0] * len(procs)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def _limiter_url(backend: str, tmp_path: Path) -> str:
+    bucket = f"test_config_api_{uuid.uuid4().hex[:12]}"
+    return {"sqlite": f"sqlite://{tmp_path / 'limiter.sqlite'}",
+            "redis": f"redis://127.0.0.1:6379/0#{bucket}",
+            "postgresql": f"{POSTGRES_DSN}#{bucket}"}[backend]
+
+
+def _drop_bucket(backend: str, limiter_url: str) -> None:
+    url, _, bucket = limiter_url.partition("#")
+    if backend == "redis":
+        import redis
+
+        redis.Redis.from_url(url).delete(bucket)
+    elif backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "ratelimit___{bucket}"')
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgresql"])
 def test_processes_share_one_request_budget(api, tmp_path, backend):
     server, url = api
-    limiter_url = (f"sqlite://{tmp_path / 'limiter.sqlite'}" if backend == "sqlite"
-                   else f"redis://127.0.0.1:6379/0#test_config_api_{uuid.uuid4().hex}")
-    _run_processes(_calls, [(url, str(tmp_path), limiter_url, 8)] * 3)
+    limiter_url = _limiter_url(backend, tmp_path)
+    try:
+        _run_processes(_calls, [(url, str(tmp_path), limiter_url, 8)] * 3)
+    finally:
+        _drop_bucket(backend, limiter_url)
     s = stats(server)
     assert s["requests"] == 24
+    # a budget of 8/s shared by 3 processes (unshared: 24 in the first second) stays under an
+    # API limit of 10/s even when a loaded machine delays a request after its token
     assert s["peak_per_second"] <= 10, s["per_second"]
-    assert len(s["per_second"]) >= 3  # 24 requests at 10/s cannot fit in two seconds
+    assert len(s["per_second"]) >= 3  # 24 requests at 8/s cannot fit in two seconds
 
 
 def _read_customers(url: str, state: str, go) -> None:
@@ -73,8 +98,8 @@ def test_concurrent_refreshes_collapse_into_one_request(api, tmp_path):
 def _load_code_location(env: dict) -> subprocess.Popen:
     code = ("from clickstream_assets.definitions import build_definitions\n"
             "defs = build_definitions()\n"
-            "print(sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()"
-            " if k.path[-1] == 'raw_events'))\n")
+            "keys = defs.resolve_asset_graph().get_all_asset_keys()\n"
+            "print(sorted(k.to_user_string() for k in keys if k.path[-1] == 'raw_events'))\n")
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

@@ -34,8 +34,8 @@ def _env(tmp_path: Path, url: str, **extra) -> dict:
 
 def _tick(settings: Settings, loaded, cursor=None):
     sensor = build_customer_sync_sensor(settings, loaded)
-    context = build_sensor_context(cursor=cursor,
-                                   resources={"config_api": ConfigApiResource.from_settings(settings)})
+    api = ConfigApiResource.from_settings(settings)
+    context = build_sensor_context(cursor=cursor, resources={"config_api": api})
     result = sensor(context)
     return result, context.cursor
 

@@ -17,7 +17,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pybreaker
 import requests
@@ -158,7 +157,8 @@ class ConfigApiClient:
         deadline = time.monotonic() + budget
         retrying = Retrying(
             retry=retry_if_exception_type((ApiUnavailable, pybreaker.CircuitBreakerError)),
-            wait=_WaitRetryAfter(multiplier=o.backoff_seconds, max=min(30.0, o.breaker_reset_seconds)),
+            wait=_WaitRetryAfter(multiplier=o.backoff_seconds,
+                                 max=min(30.0, o.breaker_reset_seconds)),
             stop=stop_after_delay(budget) | stop_after_attempt(o.max_attempts),
             reraise=True,
             before_sleep=lambda s: log.info("config API %s: %s; retry %d", operation,

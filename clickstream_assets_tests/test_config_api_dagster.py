@@ -1,0 +1,55 @@
+"""Through Dagster: an API customer's run resolves its warehouse login at use time, once
+per process, and the secret appears in no event, metadata or log line."""
+
+from __future__ import annotations
+
+import yaml
+from dagster import DagsterInstance, materialize
+
+from clickstream_assets.config_api.resource import (
+    ConfigApiResource,
+    ConfigApiWarehouseResource,
+    with_login,
+)
+from clickstream_assets.config_api.server import serve_in_thread
+from clickstream_assets.config_api.source import ConfigApiCustomerSource
+from clickstream_assets.factory import build_customer_assets
+from clickstream_assets.resources import EventStoreResource
+from clickstream_assets.sample_events import write_sample_hour
+
+from .config_api_helpers import SECRET, stats
+from .conftest import HOUR
+
+
+def test_with_login_puts_credentials_in_the_url_except_for_duckdb():
+    assert with_login("redshift://h:5439/dev", "u", "p@ss/") == "redshift://u:p%40ss%2F@h:5439/dev"
+    assert with_login("duckdb:///tmp/x.duckdb", "u", "p") == "duckdb:///tmp/x.duckdb"
+    assert with_login("redshift://old@h/dev", None, None) == "redshift://old@h/dev"
+
+
+def test_a_run_resolves_the_login_at_use_time_and_never_records_it(tmp_path, store):
+    wh_url = f"duckdb://{tmp_path / 'acme.duckdb'}"
+    api_file = tmp_path / "api.yaml"
+    api_file.write_text(yaml.safe_dump({"customers": [{
+        "customer_id": "acme", "start": "2026-11-01T00:00:00Z",
+        "warehouse": {"url": wh_url, "user": "loader", "password": SECRET}}]}))
+    write_sample_hour(store, "acme", "acme", HOUR, 50)
+    server, url = serve_in_thread(api_file)
+    try:
+        api = ConfigApiResource(url=url, state_dir=str(tmp_path / "state"))
+        [customer] = ConfigApiCustomerSource(api.get_client()).list_customers()
+        instance = DagsterInstance.ephemeral()
+        result = materialize(
+            build_customer_assets(customer), instance=instance,
+            partition_key=HOUR.strftime("%Y-%m-%d-%H:%M"),
+            resources={"event_store": EventStoreResource(url=str(store.root)),
+                       "warehouse": ConfigApiWarehouseResource(
+                           url=f"duckdb://{tmp_path / 'platform.duckdb'}", config_api=api)})
+        assert result.success
+        assert (tmp_path / "acme.duckdb").exists()  # the customer's own warehouse
+        assert stats(server)["by_operation"] == {"ClickstreamCustomers": 1,
+                                                 "ClickstreamCustomerSecrets": 1}
+        records = instance.all_logs(result.run_id)
+        assert records and not [r for r in records if SECRET in repr(r)]
+    finally:
+        server.shutdown()
