@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from .check_defs import build_all_customer_checks
 from .customers import CustomerConfig, FileCustomerSource
 from .factory import build_all_customer_assets
 from .resources import EventStoreResource, WarehouseResource
@@ -31,6 +32,7 @@ def build_definitions(settings: Settings | None = None,
     customers = load_customers(settings) if customers is None else customers
     return Definitions(
         assets=build_all_customer_assets(customers, settings.max_reject_share),
+        asset_checks=build_all_customer_checks(customers),
         resources=build_resources(settings),
     )
 

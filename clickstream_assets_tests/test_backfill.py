@@ -9,7 +9,7 @@ from dagster import DagsterRunStatus, RunsFilter
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.test_utils import instance_for_test
 
-from clickstream_assets.factory import PARTITION_FORMAT, TABLE_ASSETS
+from clickstream_assets.factory import PARTITION_FORMAT
 from clickstream_assets.normalize import LOADS_TABLE
 from clickstream_assets.pipeline import load_window
 from clickstream_assets.run_queue import CUSTOMER_TAG, TRIGGER_TAG
@@ -18,6 +18,7 @@ from clickstream_assets.warehouse import DuckDBWarehouse
 
 from .conftest import HOUR
 from .instance_harness import (
+    asset_keys,
     deploy_config,
     iterate_backfill_daemon,
     iterate_run_queue,
@@ -29,10 +30,6 @@ from .instance_harness import (
 
 HOURS = [HOUR + timedelta(hours=i) for i in range(48)]
 VOLATILE = {"loaded_at", "uuid_ts"}
-
-
-def asset_keys(cid: str) -> list[list[str]]:
-    return [[cid, "raw_events"]] + [[cid, name] for name in TABLE_ASSETS]
 
 
 def deploy_instance(tmp_path):
