@@ -61,6 +61,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
         "duplicates": c.duplicates,
         "rejected": c.rejected,
         "filtered": c.filtered,
+        "replaced": c.replaced,
+        "overflow_columns": result.overflow_columns,
         "empty_lines": c.empty_lines,
         "rows_written": result.rows_written,
         "new_columns": result.new_columns,
@@ -78,6 +80,30 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     print(f"DAGSTER_HOME={settings.dagster_home} {' '.join(cmd)}", file=sys.stderr)
     os.execvpe(cmd[0], cmd, env)
     return 0  # not reached
+
+
+def _cmd_config_api_serve(args: argparse.Namespace) -> int:
+    from .config_api.server import Fault, parse_rate, serve_forever  # noqa: PLC0415
+
+    faults = [Fault.parse(f) for f in args.fault]
+    rate = parse_rate(args.rate_limit) if args.rate_limit else None
+    serve_forever(Path(args.customers), args.port, faults, rate, args.token_env, args.host)
+    return 0
+
+
+def _add_config_api_parser(sub) -> None:
+    api = sub.add_parser("config-api", help="the customer config API (reference server)")
+    api_sub = api.add_subparsers(dest="config_api_command", required=True)
+    serve = api_sub.add_parser("serve", help="serve customers from a file over GraphQL")
+    serve.add_argument("--customers", required=True, help="customers file (YAML or JSON)")
+    serve.add_argument("--port", type=int, default=4000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--rate-limit", help="answer 429 above this rate, e.g. 5/s")
+    serve.add_argument("--fault", action="append", default=[],
+                       help="inject: 500 | 429:retry_after=2 | latency=0.3, optionally "
+                            "@START-END seconds after start (repeatable)")
+    serve.add_argument("--token-env", help="require `Authorization: Bearer $VAR`")
+    serve.set_defaults(func=_cmd_config_api_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--home", default=DEFAULT_HOME)
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=_cmd_ui)
+    _add_config_api_parser(sub)
     return parser
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dagster import Definitions
 
 from .check_defs import build_all_customer_checks
-from .customers import CustomerConfig, FileCustomerSource
+from .config_api.selection import config_api_resources, config_api_sensors, customer_source
+from .customers import CustomerConfig
 from .factory import build_all_customer_assets
 from .resources import EventStoreResource, WarehouseResource
+from .sensors import build_arrival_sensor
 from .settings import Settings
 
 
@@ -19,11 +21,12 @@ def build_resources(settings: Settings) -> dict:
     return {
         "event_store": EventStoreResource(url=settings.events_url),
         "warehouse": WarehouseResource(url=settings.warehouse_url),
+        **config_api_resources(settings),
     }
 
 
 def load_customers(settings: Settings) -> list[CustomerConfig]:
-    return FileCustomerSource(settings.customers_file).list_customers()
+    return customer_source(settings).list_customers()
 
 
 def build_definitions(settings: Settings | None = None,
@@ -34,6 +37,7 @@ def build_definitions(settings: Settings | None = None,
         assets=build_all_customer_assets(customers, settings.max_reject_share),
         asset_checks=build_all_customer_checks(customers),
         resources=build_resources(settings),
+        sensors=[build_arrival_sensor(customers), *config_api_sensors(settings, customers)],
     )
 
 

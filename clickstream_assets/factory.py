@@ -27,6 +27,7 @@ from dagster import (
 
 from .customers import CustomerConfig
 from .normalize import LOADS_TABLE, REJECTS_TABLE, RESERVED_TABLES
+from .raw_stats import count_events
 from .pipeline import DEFAULT_MAX_REJECT_SHARE, list_window, load_window
 from .resources import EventStoreResource, WarehouseResource
 from .retries import RETRY_POLICY, retry_only_transient
@@ -82,13 +83,15 @@ def build_customer_assets(customer: CustomerConfig,
     def raw_events(context: AssetExecutionContext,
                    event_store: EventStoreResource) -> MaterializeResult:
         window = context.partition_time_window
+        store = event_store.get_store()
         with retry_only_transient(f"{cid}: listing event files"):
-            files = list_window(event_store.get_store(), customer, window.start, window.end)
+            files = list_window(store, customer, window.start, window.end)
         context.log.info(f"{cid}: {len(files.files)} files, {files.total_bytes} bytes "
                          f"in [{window.start}, {window.end})")
         return MaterializeResult(metadata={
             "files": len(files.files),
             "bytes": files.total_bytes,
+            "events": count_events(store, files.files),
             "hours": len(files.by_hour),
             "hours_with_files": sum(1 for fs in files.by_hour.values() if fs),
             "sample_keys": MetadataValue.json([f.key for f in files.files[:20]]),

@@ -1,8 +1,13 @@
 """analytics.js events -> Segment's warehouse tables, as Arrow tables. Knows nothing of Dagster.
 
-One `Normalizer` per load (a partition window): feed it files line by line, then `finish()`
-returns a `NormalizedBatch`: one Arrow table per warehouse table, plus `_rejects`, plus
-counts that always balance: read = loaded + duplicates + rejected + filtered.
+One `Normalizer` per load (a partition window). `iter_file` turns a file into chunks (one
+`NormalizedBatch` per block of ~16k lines), so a warehouse can stage them as they come and
+memory is bounded by the block, not the file. `add_file` + `finish()` is the same, collected.
+Counts always balance: read = loaded + duplicates + rejected + filtered.
+
+Everything is column-wise (Arrow compute): a block is parsed by Arrow's JSON reader, validated
+and routed by `type` with masks, flattened by struct field. Python runs per column, per table
+and per rejected line, not per value.
 
 Rows carry `_partition_hour` (the hour folder the file came from) so a warehouse can
 replace exactly one window on reload.
@@ -13,13 +18,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import BinaryIO, Iterable, Iterator
 
-import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from . import blocks
+from .blocks import ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, parse_block
+from .columns import Leaf, as_text, column, flatten, parse_ts, resolve_collisions, timestamps
 from .customers import CustomerConfig
 from .naming import snake_case
+from .schema_rules import TS_TYPE, oversized_rows, storable, unify
+
+__all__ = [
+    "EVENT_TYPES", "LATEST_KEYED_TABLES", "LOADS_TABLE", "PARTITION_COLUMN", "REJECTS_TABLE",
+    "RESERVED_TABLES", "TYPE_TABLES", "LoadCounts", "NormalizedBatch", "Normalizer",
+    "combine_batches", "event_table_name", "parse_ts",
+]
 
 EVENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 TYPE_TABLES = {
@@ -55,14 +70,19 @@ KIND_COLUMNS = {
 }
 RESERVED_BY_KIND = {kind: BASE_COLUMNS | extra for kind, extra in KIND_COLUMNS.items()}
 COMMON_COLUMNS = frozenset().union(*RESERVED_BY_KIND.values())
+# Where each kind keeps its own fields (flattened into un-prefixed columns).
+PAYLOAD = {"track": "properties", "page": "properties", "screen": "properties",
+           "identify": "traits", "group": "traits", "alias": None}
 DEFAULT_MAX_VARCHAR_BYTES = 65535
 RAW_SAMPLE_CHARS = 2000
-TS_TYPE = pa.timestamp("us", tz="UTC")
+ROW = "__row"  # block row number, carried while routing
 
 
 @dataclass
 class LoadCounts:
-    """Every event read ends up in exactly one of loaded/duplicates/rejected/filtered."""
+    """Every event read ends up in exactly one of loaded/duplicates/rejected/filtered.
+    `replaced` (set by the warehouse) counts loaded events that replaced a row the target
+    already held under the same message id outside the window: a subset of `loaded`."""
 
     files: int = 0
     bytes: int = 0
@@ -72,12 +92,17 @@ class LoadCounts:
     rejected: int = 0
     filtered: int = 0
     empty_lines: int = 0
+    replaced: int = 0
 
     def balanced(self) -> bool:
         return self.read == self.loaded + self.duplicates + self.rejected + self.filtered
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+    def add(self, other: "LoadCounts") -> None:
+        for k, v in other.__dict__.items():
+            setattr(self, k, getattr(self, k) + v)
 
 
 @dataclass
@@ -90,274 +115,345 @@ class NormalizedBatch:
         return {name: t.num_rows for name, t in sorted(self.tables.items())}
 
 
-def parse_ts(value: Any) -> datetime | None:
-    """ISO-8601 (Z, offsets, microseconds) or epoch millis -> aware UTC; None if unusable."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        if isinstance(value, (int, float)):
-            return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
-        if isinstance(value, str):
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
-            return dt.astimezone(timezone.utc)
-    except (ValueError, OverflowError, OSError):
-        return None
-    return None
-
-
 def event_table_name(event: str) -> str:
     """Table for one track event; never one of the fixed tables."""
     name = snake_case(event)
     return f"{name}_event" if name in RESERVED_TABLES or name.startswith("_") else name
 
 
-def _as_id(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+def latest_per_key(table: pa.Table, key: str = "id") -> pa.Table:
+    """users/accounts: one row per key, each column's newest non-null value (by received_at),
+    so a trait sent once is kept when later identifies omit it."""
+    if table.num_rows == 0:
+        return table
+    ordered = table.sort_by([("received_at", "ascending")])
+    others = [c for c in table.column_names if c != key]
+    out = ordered.group_by(key, use_threads=False).aggregate([(c, "last") for c in others])
+    return out.rename_columns([c.removesuffix("_last") if c != key else c
+                               for c in out.column_names]).select(table.column_names)
 
 
-def flatten_into(row: dict, obj: dict, prefix: str, reserved: frozenset, renames: dict, table: str,
-                 origin: str) -> None:
-    """Flatten nested objects with `_`; arrays become JSON text; nulls create no column."""
-    for key, value in obj.items():
-        col = snake_case(f"{prefix}{key}") if prefix else snake_case(str(key))
-        if isinstance(value, dict):
-            flatten_into(row, value, f"{col}_", reserved, renames, table, origin)
-            continue
-        if value is None:
-            continue
-        if not prefix and (col in reserved or col.startswith("context_")):
-            renamed = snake_case(f"{origin}_{col}")
-            renames[f"{table}.{key}"] = renamed
-            col = renamed
-        if col in row:  # two keys normalized to one name within an event
-            col = f"{col}_{hashlib.sha1(str(key).encode()).hexdigest()[:8]}"
-        if isinstance(value, list):
-            value = orjson.dumps(value).decode()
-        row[col] = value
+def combine_batches(batches: Iterable[NormalizedBatch]) -> NormalizedBatch:
+    """Chunks of one load -> one batch: tables concatenated with types widened, counts summed."""
+    parts: dict[str, list[pa.Table]] = {}
+    counts, renames = LoadCounts(), {}
+    for b in batches:
+        counts.add(b.counts)
+        renames.update(b.renames)
+        for name, t in b.tables.items():
+            parts.setdefault(name, []).append(t)
+    tables = {name: unify(ts) for name, ts in parts.items()}
+    for name, key in LATEST_KEYED_TABLES.items():
+        if name in tables:
+            tables[name] = latest_per_key(tables[name], key)
+    return NormalizedBatch({n: t for n, t in tables.items() if t.num_rows}, counts, renames)
 
 
 class Normalizer:
-    """Accumulates one load's events; `finish()` builds the tables."""
+    """One load's events -> chunks of warehouse tables; message ids are remembered across
+    files so a retry in another file of the window is a duplicate."""
 
     def __init__(self, customer: CustomerConfig | None = None, loaded_at: datetime | None = None,
-                 max_varchar_bytes: int = DEFAULT_MAX_VARCHAR_BYTES):
+                 max_varchar_bytes: int = DEFAULT_MAX_VARCHAR_BYTES,
+                 block_bytes: int | None = None):
         self.customer = customer
         self.loaded_at = loaded_at or datetime.now(timezone.utc)
         self.max_varchar_bytes = max_varchar_bytes
+        self.block_bytes = block_bytes or blocks.BLOCK_BYTES
         self.counts = LoadCounts()
         self.renames: dict[str, str] = {}
-        self._rows: dict[str, list[dict]] = {}
-        self._latest: dict[str, dict[str, dict]] = {t: {} for t in LATEST_KEYED_TABLES}
         self._seen: set[str] = set()
+        self._chunks: list[NormalizedBatch] = []
 
     # -- input -------------------------------------------------------------------------
-    def add_file(self, source: str, partition_hour: datetime | None, lines: Iterable[bytes],
-                 size: int = 0) -> None:
-        """Add one file. Without a partition hour (ad-hoc files), each event's hour is the
-        hour of its received_at."""
-        self.counts.files += 1
-        self.counts.bytes += size
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                self.counts.empty_lines += 1
-                continue
-            self.counts.read += 1
-            reason = self._add_line(line, partition_hour)
-            if reason:
-                self._reject(source, lineno, reason, line, partition_hour)
+    def iter_file(self, source: str, partition_hour: datetime | None,
+                  data: BinaryIO | Iterable[bytes], size: int = 0) -> Iterator[NormalizedBatch]:
+        """Chunks of one file. `data` is a decompressed byte stream, or lines. Without a
+        partition hour (ad-hoc files), each event's hour is the hour of its received_at."""
+        file_counts = LoadCounts(files=1, bytes=size)
+        self.counts.add(file_counts)
+        yield NormalizedBatch({}, file_counts)
+        blocks = (iter_raw_blocks(data, self.block_bytes) if hasattr(data, "read")
+                  else blocks_from_lines(data, self.block_bytes))
+        for first, raw in blocks:
+            batch = self._block(source, partition_hour, parse_block(first, raw))
+            self.counts.add(batch.counts)
+            self.renames.update(batch.renames)
+            yield batch
 
-    def _reject(self, source: str, lineno: int, reason: str, line: bytes,
-                hour: datetime | None) -> None:
-        self.counts.rejected += 1
-        self._rows.setdefault(REJECTS_TABLE, []).append(
-            {
-                "id": "r_" + hashlib.sha1(f"{source}:{lineno}".encode()).hexdigest(),
-                "file": source,
-                "line": lineno,
-                "reason": reason,
-                "raw": line[:RAW_SAMPLE_CHARS].decode("utf-8", "replace"),
-                "loaded_at": self.loaded_at,
-                PARTITION_COLUMN: hour or self.loaded_at.replace(minute=0, second=0, microsecond=0),
-            }
-        )
+    def add_file(self, source: str, partition_hour: datetime | None,
+                 lines: BinaryIO | Iterable[bytes], size: int = 0) -> None:
+        self._chunks.extend(self.iter_file(source, partition_hour, lines, size))
 
-    def _add_line(self, line: bytes, hour: datetime | None) -> str | None:
-        """Route one line; return a reject reason, or None when handled."""
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return "invalid_json"
-        if not isinstance(event, dict):
-            return "not_an_object"
-        etype = event.get("type")
-        if not isinstance(etype, str) or not etype:
-            return "missing_type"
-        etype = etype.lower()
-        if etype not in EVENT_TYPES:
-            return f"unknown_type:{etype[:40]}"
-        if etype == "track" and (not isinstance(event.get("event"), str) or not event["event"]):
-            return "track_without_event"
-        message_id = _as_id(event.get("messageId")) or "h_" + hashlib.sha1(line).hexdigest()
-        if etype == "track" and self.customer and not self.customer.accepts_event(event["event"]):
-            self.counts.filtered += 1
-            return None
-        if message_id in self._seen:
-            self.counts.duplicates += 1
-            return None
-        rows = self._rows_for(etype, event, message_id, hour)
-        too_long = self._oversized(rows)
-        if too_long:
-            return f"value_too_long:{too_long}"
-        self._seen.add(message_id)
-        self.counts.loaded += 1
-        for table, row in rows:
-            if table in LATEST_KEYED_TABLES:
-                self._keep_latest(table, row)
-            else:
-                self._rows.setdefault(table, []).append(row)
-        return None
-
-    def _oversized(self, rows: list[tuple[str, dict]]) -> str | None:
-        for table, row in rows:
-            for col, value in row.items():
-                if isinstance(value, str) and len(value) * 4 > self.max_varchar_bytes:
-                    if len(value.encode()) > self.max_varchar_bytes:
-                        return f"{table}.{col}"
-        return None
-
-    def _keep_latest(self, table: str, row: dict) -> None:
-        current = self._latest[table].get(row["id"])
-        if current is None or (row["received_at"] or self.loaded_at) >= (
-            current["received_at"] or self.loaded_at
-        ):
-            self._latest[table][row["id"]] = row
-
-    # -- event -> rows -----------------------------------------------------------------
-    def _common(self, event: dict, message_id: str, hour: datetime | None) -> dict:
-        received = parse_ts(event.get("receivedAt"))
-        sent = parse_ts(event.get("sentAt"))
-        original = parse_ts(event.get("timestamp")) or parse_ts(event.get("originalTimestamp"))
-        received = received or sent or original or hour or self.loaded_at
-        if hour is None:
-            hour = received.replace(minute=0, second=0, microsecond=0)
-        corrected = received - (sent - original) if (sent and original) else (original or received)
-        row: dict[str, Any] = {
-            "id": message_id,
-            "anonymous_id": _as_id(event.get("anonymousId")),
-            "user_id": _as_id(event.get("userId")),
-            "received_at": received,
-            "sent_at": sent,
-            "original_timestamp": original,
-            "timestamp": corrected,
-            "loaded_at": self.loaded_at,
-            "uuid_ts": self.loaded_at,
-            PARTITION_COLUMN: hour,
-        }
-        context = event.get("context")
-        if isinstance(context, dict):
-            flatten_into(row, context, "context_", BASE_COLUMNS, self.renames, "", "context")
-        return {k: v for k, v in row.items() if v is not None or k in ("anonymous_id", "user_id")}
-
-    def _with(self, base: dict, kind: str, table: str, obj: Any, origin: str) -> dict:
-        row = dict(base)
-        if isinstance(obj, dict):
-            flatten_into(row, obj, "", RESERVED_BY_KIND[kind], self.renames, table, origin)
-        return row
-
-    def _rows_for(self, etype: str, event: dict, message_id: str,
-                  hour: datetime | None) -> list[tuple[str, dict]]:
-        base = self._common(event, message_id, hour)
-        if etype == "track":
-            name = event["event"]
-            slim = {**base, "event": event_table_name(name), "event_text": name}
-            table = event_table_name(name)
-            return [("tracks", slim), (table, self._with(slim, "track", table,
-                                                          event.get("properties"), "properties"))]
-        if etype in ("page", "screen"):
-            table = TYPE_TABLES[etype]
-            row = {**base, "name": event.get("name"), "category": event.get("category")}
-            row = {k: v for k, v in row.items() if v is not None or k in base}
-            return [(table, self._with(row, etype, table, event.get("properties"), "properties"))]
-        if etype == "identify":
-            row = self._with(base, "identify", "identifies", event.get("traits"), "traits")
-            out = [("identifies", row)]
-            if base.get("user_id"):
-                out.append(("users", self._user_row(row, base["user_id"])))
-            return out
-        if etype == "group":
-            group_id = _as_id(event.get("groupId"))
-            row = self._with({**base, "group_id": group_id}, "group", "groups", event.get("traits"),
-                             "traits")
-            out = [("groups", row)]
-            if group_id:
-                out.append(("accounts", self._user_row(row, group_id)))
-            return out
-        # alias
-        return [("aliases", {**base, "previous_id": _as_id(event.get("previousId"))})]
-
-    @staticmethod
-    def _user_row(row: dict, key: str) -> dict:
-        """users/accounts: one row per id with the latest traits (no context, no event ids)."""
-        keep = {k: v for k, v in row.items()
-                if k not in COMMON_COLUMNS and not k.startswith("context_")}
-        return {"id": key, "received_at": row["received_at"], "loaded_at": row["loaded_at"],
-                "uuid_ts": row["uuid_ts"], **keep}
-
-    # -- output ------------------------------------------------------------------------
     def finish(self) -> NormalizedBatch:
-        tables = {name: rows_to_arrow(rows) for name, rows in self._rows.items() if rows}
-        for name, latest in self._latest.items():
-            if latest:
-                tables[name] = rows_to_arrow(list(latest.values()))
-        return NormalizedBatch(tables=tables, counts=self.counts, renames=dict(self.renames))
+        batch = combine_batches(self._chunks)
+        self._chunks = []
+        return batch
+
+    # -- one block -----------------------------------------------------------------------
+    def _block(self, source: str, hour: datetime | None, block: ParsedBlock) -> NormalizedBatch:
+        counts = LoadCounts(read=block.read, empty_lines=block.empty)
+        out: dict[str, list[pa.Table]] = {}
+        renames: dict[str, str] = {}
+        rejects = [(line, reason, raw) for line, reason, raw in block.rejects]
+        for part in block.parts:
+            self._part(part, block, hour, out, rejects, counts, renames)
+        if rejects:
+            out.setdefault(REJECTS_TABLE, []).append(self._rejects_table(source, hour, rejects))
+        counts.rejected = len(rejects)
+        tables = {name: unify(ts) for name, ts in out.items()}
+        for name, key in LATEST_KEYED_TABLES.items():
+            if name in tables:
+                tables[name] = latest_per_key(tables[name], key)
+        return NormalizedBatch({n: t for n, t in tables.items() if t.num_rows}, counts, renames)
+
+    def _part(self, part: Part, block: ParsedBlock, hour: datetime | None,
+              out: dict[str, list[pa.Table]], rejects: list, counts: LoadCounts,
+              renames: dict[str, str]) -> None:
+        t, n = part.table, part.table.num_rows
+        kind = _kinds(t, n)
+        reason = _structural_reasons(t, kind)
+        ok = pc.is_null(reason)
+        filtered = self._filtered(t, kind, ok)
+        candidates = pc.and_(ok, pc.invert(filtered))
+        counts.filtered += pc.sum(filtered).as_py() or 0
+        bad = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+        reasons = reason.to_pylist()
+        lines = part.lines.to_pylist()
+        for i in bad:
+            rejects.append((lines[i], reasons[i], block.line(lines[i])))
+        common = self._common(t, n, hour, block, lines)
+        by_kind = {}
+        for k in EVENT_TYPES:
+            idx = pc.indices_nonzero(pc.and_(candidates, pc.equal(kind, k)))
+            if len(idx):
+                by_kind[k] = self._kind_table(k, t, common, idx, renames)
+        value_rejects = self._value_rejects(by_kind, block)
+        for i, why in sorted(value_rejects.items()):
+            rejects.append((lines[i], why, block.line(lines[i])))
+        keep = self._dedup(common.column("id"), candidates, value_rejects, counts)
+        for k, table in by_kind.items():
+            table = table.filter(pc.is_in(table.column(ROW), value_set=keep))
+            if table.num_rows:
+                for name, routed in _route(k, table.drop_columns([ROW])):
+                    out.setdefault(name, []).append(routed)
+        counts.loaded += len(keep)
+
+    def _filtered(self, t: pa.Table, kind: pa.Array, ok: pa.Array) -> pa.Array:
+        c = self.customer
+        if c is None or not (c.event_allowlist or c.event_denylist):
+            return pa.array([False] * len(kind))
+        event = as_text(column(t, "event"), len(kind))
+        accepted = pc.invert(pc.is_in(event, value_set=pa.array(c.event_denylist, pa.string())))
+        if c.event_allowlist:
+            accepted = pc.and_(accepted, pc.is_in(event, value_set=pa.array(c.event_allowlist,
+                                                                               pa.string())))
+        return pc.fill_null(pc.and_(pc.and_(ok, pc.equal(kind, "track")), pc.invert(accepted)),
+                            False)
+
+    def _dedup(self, ids: pa.Array, candidates: pa.Array, value_rejects: dict[int, str],
+               counts: LoadCounts) -> pa.Array:
+        """Rows to load: the first of each message id in this load (earlier blocks and files
+        included); the rest are duplicates."""
+        rows = pc.indices_nonzero(candidates).to_pylist()
+        values = ids.take(pa.array(rows, pa.int64())).to_pylist() if rows else []
+        seen, keep = self._seen, []
+        for row, mid in zip(rows, values):
+            if row in value_rejects:
+                continue
+            if mid in seen:
+                counts.duplicates += 1
+                continue
+            seen.add(mid)
+            keep.append(row)
+        return pa.array(keep, pa.int64())
+
+    def _value_rejects(self, by_kind: dict[str, pa.Table], block: ParsedBlock) -> dict[int, str]:
+        check_nul = b"\\u0000" in block.body
+        found: dict[int, str] = {}
+        for k, table in by_kind.items():
+            for mask, why in oversized_rows(table.drop_columns([ROW]), self.max_varchar_bytes,
+                                            check_nul):
+                where = f"{TYPE_TABLES[k]}.{why.split(':', 1)[1]}"
+                for row in table.column(ROW).filter(mask).to_pylist():
+                    found.setdefault(row, f"{why.split(':', 1)[0]}:{where}")
+        return found
+
+    # -- columns -------------------------------------------------------------------------
+    def _common(self, t: pa.Table, n: int, hour: datetime | None, block: ParsedBlock,
+                lines: list[int]) -> pa.Table:
+        ids = as_text(column(t, "messageId"), n)
+        if ids.null_count:
+            ids = _hash_missing_ids(ids, block, lines)
+        received = timestamps(column(t, "receivedAt"), n)
+        sent = timestamps(column(t, "sentAt"), n)
+        original = pc.coalesce(timestamps(column(t, "timestamp"), n),
+                               timestamps(column(t, "originalTimestamp"), n))
+        fallback = pa.scalar(hour or self.loaded_at, TS_TYPE)
+        received = pc.coalesce(received, sent, original, fallback)
+        skew = pc.subtract(sent, original)
+        corrected = pc.coalesce(pc.subtract(received, skew), original, received)
+        loaded = pa.array([self.loaded_at] * n, TS_TYPE) if n else pa.nulls(0, TS_TYPE)
+        part_hour = (pa.array([hour] * n, TS_TYPE) if hour is not None
+                     else pc.floor_temporal(received, unit="hour"))
+        cols = {
+            "id": ids, "anonymous_id": as_text(column(t, "anonymousId"), n),
+            "user_id": as_text(column(t, "userId"), n), "received_at": received,
+            "sent_at": sent, "original_timestamp": original, "timestamp": corrected,
+            "loaded_at": loaded, "uuid_ts": loaded, PARTITION_COLUMN: part_hour,
+        }
+        context = column(t, "context")
+        leaves = resolve_collisions(flatten(context, "context_", "context")
+                                    if context is not None else [])
+        for leaf in leaves:
+            if leaf.name not in cols:
+                values = storable(leaf.values)
+                if values is not None:
+                    cols[leaf.name] = values
+        return pa.table(cols)
+
+    def _kind_table(self, k: str, t: pa.Table, common: pa.Table, idx: pa.Array,
+                    renames: dict[str, str]) -> pa.Table:
+        table = common.take(idx)
+        n = len(idx)
+        cols = dict(zip(table.column_names, table.columns))
+        if k == "track":
+            text = as_text(column(t, "event"), len(t)).take(idx)
+            names = [event_table_name(e) for e in pc.unique(text).to_pylist()]
+            mapping = dict(zip(pc.unique(text).to_pylist(), names))
+            cols["event"] = pa.array([mapping[e] for e in text.to_pylist()], pa.string()) \
+                if len(mapping) > 1 else pa.array([names[0]] * n, pa.string())
+            cols["event_text"] = text
+        elif k in ("page", "screen"):
+            for name in ("name", "category"):
+                value = column(t, name)
+                if value is not None:
+                    cols[name] = as_text(value, len(t)).take(idx)
+        elif k == "group":
+            cols["group_id"] = as_text(column(t, "groupId"), len(t)).take(idx)
+        elif k == "alias":
+            cols["previous_id"] = as_text(column(t, "previousId"), len(t)).take(idx)
+        payload = PAYLOAD[k] and column(t, PAYLOAD[k])
+        if payload is not None and pa.types.is_struct(payload.type):
+            self._add_payload(k, payload.take(idx), cols, renames)
+        cols[ROW] = idx.cast(pa.int64())
+        return pa.table({name: v for name, v in cols.items() if v is not None})
+
+    def _add_payload(self, k: str, payload: pa.Array, cols: dict, renames: dict) -> None:
+        """Properties/traits as un-prefixed columns; a key that would take a reserved or
+        context column is kept under `<properties|traits>_<name>` (reported as a rename)."""
+        origin, table = PAYLOAD[k], TYPE_TABLES[k]
+        reserved = RESERVED_BY_KIND[k]
+        leaves = []
+        for leaf in flatten(payload):
+            if leaf.name in reserved or leaf.name.startswith("context_"):
+                new = snake_case(f"{origin}_{leaf.name}")
+                where = ([table] if k != "track" else
+                         pc.unique(cols["event"].filter(pc.is_valid(leaf.values))).to_pylist())
+                renames.update({f"{w}.{leaf.path}": new for w in where})
+                leaf = Leaf(new, leaf.path, leaf.values)
+            leaves.append(leaf)
+        for leaf in resolve_collisions(leaves):
+            values = storable(leaf.values)
+            if values is not None and leaf.name not in cols:
+                cols[leaf.name] = values
+
+    def _rejects_table(self, source: str, hour: datetime | None,
+                       rejects: list[tuple[int, str, bytes]]) -> pa.Table:
+        part_hour = hour or self.loaded_at.replace(minute=0, second=0, microsecond=0)
+        n = len(rejects)
+        return pa.table({
+            "id": pa.array(["r_" + hashlib.sha1(f"{source}:{line}".encode()).hexdigest()
+                            for line, _, _ in rejects], pa.string()),
+            "file": pa.array([source] * n, pa.string()),
+            "line": pa.array([line for line, _, _ in rejects], pa.int64()),
+            "reason": pa.array([reason for _, reason, _ in rejects], pa.string()),
+            "raw": pa.array([raw[:RAW_SAMPLE_CHARS].decode("utf-8", "replace").replace("\x00", "")
+                             for _, _, raw in rejects], pa.string()),
+            "loaded_at": pa.array([self.loaded_at] * n, TS_TYPE),
+            PARTITION_COLUMN: pa.array([part_hour] * n, TS_TYPE),
+        })
 
 
-def _column_type(values: list) -> pa.DataType:
-    """Widen by our rules: int -> float -> string; bool/timestamp mixed with others -> string."""
-    kinds = {type(v) for v in values if v is not None}
-    if not kinds:
-        return pa.string()
-    if kinds == {bool}:
-        return pa.bool_()
-    if kinds == {int}:
-        return pa.int64()
-    if kinds <= {int, float}:
-        return pa.float64()
-    if kinds == {datetime}:
-        return TS_TYPE
-    return pa.string()
+def _kinds(t: pa.Table, n: int) -> pa.Array:
+    """Lower-cased `type`, null where it is missing or not text."""
+    typ = column(t, "type")
+    if typ is None or typ.type != pa.string():
+        return pa.nulls(n, pa.string())
+    return pc.utf8_lower(typ)
 
 
-def _as_text(v: Any) -> str | None:
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, datetime):
-        return v.isoformat()
-    return orjson.dumps(v).decode() if isinstance(v, (dict, list)) else str(v)
+def _structural_reasons(t: pa.Table, kind: pa.Array) -> pa.Array:
+    """Per row: why the event cannot be loaded at all, or null."""
+    missing = pc.fill_null(pc.equal(kind, ""), True)
+    known = pc.is_in(kind, value_set=pa.array(EVENT_TYPES))
+    event = column(t, "event")
+    if event is None or event.type != pa.string():
+        no_event = pa.array([True] * len(kind))
+    else:
+        no_event = pc.fill_null(pc.equal(event, ""), True)
+    track_no_event = pc.and_(pc.fill_null(pc.equal(kind, "track"), False), no_event)
+    unknown = pc.binary_join_element_wise("unknown_type:", pc.utf8_slice_codeunits(kind, 0, 40),
+                                          "")
+    null = pa.scalar(None, pa.string())
+    return pc.if_else(missing, "missing_type",
+                      pc.if_else(pc.invert(known), unknown,
+                                 pc.if_else(track_no_event, "track_without_event", null)))
 
 
-def rows_to_arrow(rows: list[dict]) -> pa.Table:
-    """Union the rows' columns (first-seen order) and type each column by its values."""
-    columns: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            columns.setdefault(key, None)
-    arrays, names = [], []
-    for col in columns:
-        values = [row.get(col) for row in rows]
-        typ = _column_type(values)
-        if typ == pa.string():
-            values = [_as_text(v) for v in values]
-        elif typ == pa.float64():
-            values = [float(v) if v is not None else None for v in values]
-        if typ == pa.int64() and any(abs(v) >= 2**63 for v in values if v is not None):
-            typ, values = pa.string(), [_as_text(v) for v in values]
-        arrays.append(pa.array(values, type=typ))
-        names.append(col)
-    return pa.Table.from_arrays(arrays, names=names)
+def _hash_missing_ids(ids: pa.Array, block: ParsedBlock, lines: list[int]) -> pa.Array:
+    """An event without messageId is identified by its content (a re-sent line dedups)."""
+    values = ids.to_pylist()
+    for i, v in enumerate(values):
+        if v is None:
+            values[i] = "h_" + hashlib.sha1(block.line(lines[i])).hexdigest()
+    return pa.array(values, pa.string())
+
+
+def _drop_empty(table: pa.Table, keep: frozenset = frozenset({"anonymous_id", "user_id"})
+                ) -> pa.Table:
+    """A column exists only once a non-null value arrives for it."""
+    empty = [c for c in table.column_names
+             if c not in keep and table.column(c).null_count == table.num_rows]
+    return table.drop_columns(empty) if empty else table
+
+
+def _route(k: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """One kind's rows -> its warehouse tables."""
+    if k == "track":
+        slim = [c for c in table.column_names if c in COMMON_COLUMNS or c.startswith("context_")]
+        yield "tracks", _drop_empty(table.select(slim))
+        ordered = table.sort_by("event") if pc.count_distinct(table.column("event")).as_py() > 1 \
+            else table
+        events = ordered.column("event")
+        start = 0
+        for name, count in _runs(events):
+            yield name, _drop_empty(ordered.slice(start, count))
+            start += count
+        return
+    table = _drop_empty(table)
+    yield TYPE_TABLES[k], table
+    key_col = {"identify": "user_id", "group": "group_id"}.get(k)
+    if key_col and key_col in table.column_names:
+        latest = "users" if k == "identify" else "accounts"
+        keyed = table.filter(pc.is_valid(table.column(key_col)))
+        if keyed.num_rows:
+            yield latest, _drop_empty(_keyed_row(keyed, key_col))
+
+
+def _runs(sorted_values: pa.ChunkedArray) -> Iterator[tuple[str, int]]:
+    vc = pc.value_counts(sorted_values)
+    counts = dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+    for name in sorted(counts):
+        yield name, counts[name]
+
+
+def _keyed_row(table: pa.Table, key_col: str) -> pa.Table:
+    """users/accounts rows: the key, when, and the traits (no context, no event ids)."""
+    traits = [c for c in table.column_names
+              if c not in COMMON_COLUMNS and not c.startswith("context_")]
+    cols = {"id": table.column(key_col), "received_at": table.column("received_at"),
+            "loaded_at": table.column("loaded_at"), "uuid_ts": table.column("uuid_ts")}
+    for c in traits:
+        cols[c] = table.column(c)
+    return pa.table(cols)

@@ -6,14 +6,17 @@ imports Dagster, so every rule is testable on its own.
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
+from .blocks import open_stream
 from .customers import CustomerConfig
 from .event_store import EventFile, EventStore, LocalEventStore, hour_from_key, hours_in
-from .normalize import NormalizedBatch, Normalizer
+from .normalize import LoadCounts, NormalizedBatch, Normalizer, combine_batches
 from .warehouse import LoadResult, Warehouse
 
 DEFAULT_MAX_REJECT_SHARE = 0.5
@@ -47,17 +50,28 @@ def list_window(store: EventStore, customer: CustomerConfig, start: datetime,
     return WindowFiles(customer.customer_id, start, end, by_hour)
 
 
-def normalize_window(store: EventStore, customer: CustomerConfig, window: WindowFiles,
-                     loaded_at: datetime | None = None) -> NormalizedBatch:
-    normalizer = Normalizer(customer, loaded_at=loaded_at)
+def iter_window_chunks(store: EventStore, window: WindowFiles,
+                       normalizer: Normalizer) -> Iterator[NormalizedBatch]:
+    """The window's files, hour by hour, as the normalizer's chunks: one block in memory."""
     for hour in sorted(window.by_hour):
         for f in window.by_hour[hour]:
-            normalizer.add_file(f.key, hour, store.open_lines(f.key), size=f.size)
-    return normalizer.finish()
+            yield from _file_chunks(store, f.key, hour, f.size, normalizer)
 
 
-def check_reject_share(batch: NormalizedBatch, max_share: float) -> None:
-    c = batch.counts
+def _file_chunks(store: EventStore, key: str, hour: datetime | None, size: int,
+                 normalizer: Normalizer) -> Iterator[NormalizedBatch]:
+    raw = store.open(key)
+    with closing(raw), closing(open_stream(raw, key)) as stream:
+        yield from normalizer.iter_file(key, hour, stream, size=size)
+
+
+def normalize_window(store: EventStore, customer: CustomerConfig, window: WindowFiles,
+                     loaded_at: datetime | None = None) -> NormalizedBatch:
+    return combine_batches(iter_window_chunks(store, window, Normalizer(customer, loaded_at)))
+
+
+def check_reject_share(batch: NormalizedBatch | LoadCounts, max_share: float) -> None:
+    c = batch.counts if isinstance(batch, NormalizedBatch) else batch
     if c.read and c.rejected / c.read > max_share:
         raise RejectThresholdExceeded(
             f"{c.rejected} of {c.read} events rejected ({c.rejected / c.read:.1%}), over the "
@@ -68,12 +82,14 @@ def check_reject_share(batch: NormalizedBatch, max_share: float) -> None:
 def load_window(store: EventStore, warehouse: Warehouse, customer: CustomerConfig,
                 start: datetime, end: datetime,
                 max_reject_share: float = DEFAULT_MAX_REJECT_SHARE) -> tuple[WindowFiles, LoadResult]:
-    """Replace the customer's [start, end) in the warehouse with what the store holds now."""
+    """Replace the customer's [start, end) in the warehouse with what the store holds now,
+    streaming: memory is bounded by a block of events, not by the window's size."""
     window = list_window(store, customer, start, end)
-    batch = normalize_window(store, customer, window)
-    check_reject_share(batch, max_reject_share)
-    result = warehouse.load(customer.warehouse_schema, start, end, batch,
-                            files=[f.key for f in window.files])
+    chunks = iter_window_chunks(store, window, Normalizer(customer))
+    result = warehouse.load_stream(customer.warehouse_schema, start, end, chunks,
+                                   files=[f.key for f in window.files],
+                                   before_commit=partial(check_reject_share,
+                                                         max_share=max_reject_share))
     return window, result
 
 
@@ -83,12 +99,15 @@ def load_files(paths: Iterable[Path], customer: CustomerConfig, warehouse: Wareh
     no window is cleared, so loading a file twice leaves one copy of each event."""
     paths = [Path(p) for p in paths]
     normalizer = Normalizer(customer)
-    for path in paths:
-        store = LocalEventStore(path.parent)
-        normalizer.add_file(str(path), hour_from_key(path.as_posix()), store.open_lines(path.name),
-                            size=path.stat().st_size)
-    batch = normalizer.finish()
-    check_reject_share(batch, max_reject_share)
+
+    def chunks() -> Iterator[NormalizedBatch]:
+        for path in paths:
+            store = LocalEventStore(path.parent)
+            yield from _file_chunks(store, path.name, hour_from_key(path.as_posix()),
+                                    path.stat().st_size, normalizer)
+
     now = datetime.now(timezone.utc)
-    return warehouse.load(customer.warehouse_schema, now, now, batch,
-                          files=[str(p) for p in paths])
+    return warehouse.load_stream(customer.warehouse_schema, now, now, chunks(),
+                                 files=[str(p) for p in paths],
+                                 before_commit=partial(check_reject_share,
+                                                       max_share=max_reject_share))

@@ -7,7 +7,7 @@ chains (AWS) or from env vars named in the URL's resource, never from this objec
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -23,6 +23,7 @@ class Settings:
     warehouse_url: str  # duckdb:///path, or redshift://...
     customers_file: Path
     max_reject_share: float = 0.5
+    config_api: "ConfigApiSettings" = field(default_factory=lambda: ConfigApiSettings())
 
     @property
     def dagster_home(self) -> Path:
@@ -46,4 +47,42 @@ class Settings:
             or f"duckdb://{home / 'warehouse.duckdb'}",
             customers_file=Path(env.get("CLICKSTREAM_CUSTOMERS_FILE") or EXAMPLE_CUSTOMERS_FILE),
             max_reject_share=max_share,
+            config_api=ConfigApiSettings.from_env(env, home),
+        )
+
+
+@dataclass(frozen=True)
+class ConfigApiSettings:
+    """The customer config API (off unless CLICKSTREAM_CONFIG_API_URL is set). The token is
+    not here: only the name of the env var that holds it, read at use time."""
+
+    url: str = ""
+    token_env: str = "CLICKSTREAM_CONFIG_API_TOKEN"
+    state_dir: Path = Path(DEFAULT_HOME) / "config_api"  # cache, limiter and breaker files
+    limiter_url: str = ""  # default sqlite:///<state_dir>/limiter.sqlite; redis://, postgresql://
+    breaker_url: str = ""  # default file:///<state_dir>/breaker.json; redis://
+    rate_per_second: float = 4.0
+    ttl_seconds: float = 300.0
+    max_stale_seconds: float = 86400.0
+    dagster_url: str = ""  # webserver the customer-sync sensor asks to reload the location
+    location_name: str = "clickstream"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], home: Path) -> "ConfigApiSettings":
+        from .config_api.rates import parse_rate  # noqa: PLC0415 - keep settings light
+
+        state_dir = Path(env.get("CLICKSTREAM_CONFIG_API_DIR") or home / "config_api")
+        return cls(
+            url=env.get("CLICKSTREAM_CONFIG_API_URL", ""),
+            token_env=env.get("CLICKSTREAM_CONFIG_API_TOKEN_ENV") or cls.token_env,
+            state_dir=state_dir,
+            limiter_url=env.get("CLICKSTREAM_CONFIG_API_LIMITER_URL")
+            or f"sqlite://{state_dir / 'limiter.sqlite'}",
+            breaker_url=env.get("CLICKSTREAM_CONFIG_API_BREAKER_URL")
+            or f"file://{state_dir / 'breaker.json'}",
+            rate_per_second=parse_rate(env.get("CLICKSTREAM_CONFIG_API_RATE") or "4/s"),
+            ttl_seconds=float(env.get("CLICKSTREAM_CONFIG_API_TTL") or 300),
+            max_stale_seconds=float(env.get("CLICKSTREAM_CONFIG_API_MAX_STALE") or 86400),
+            dagster_url=env.get("CLICKSTREAM_DAGSTER_URL", ""),
+            location_name=env.get("CLICKSTREAM_DAGSTER_LOCATION") or cls.location_name,
         )

@@ -2,8 +2,9 @@
 
 from .base import LoadResult, Warehouse, logical_type, register_warehouse, warehouse_from_url, widen
 from .duckdb_warehouse import DuckDBWarehouse
+from .redshift_warehouse import RedshiftWarehouse
 
 __all__ = [
-    "DuckDBWarehouse", "LoadResult", "Warehouse", "logical_type", "register_warehouse",
-    "warehouse_from_url", "widen",
+    "DuckDBWarehouse", "LoadResult", "RedshiftWarehouse", "Warehouse", "logical_type",
+    "register_warehouse", "warehouse_from_url", "widen",
 ]

@@ -11,35 +11,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterable
 
-import pyarrow as pa
+from ..normalize import LoadCounts, NormalizedBatch, combine_batches
 
-from ..normalize import LoadCounts, NormalizedBatch
-
-# Column types in our own vocabulary; each warehouse maps them to its SQL types.
-LOGICAL_TYPES = ("boolean", "integer", "float", "timestamp", "string")
-
-
-def logical_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_integer(arrow_type):
-        return "integer"
-    if pa.types.is_floating(arrow_type):
-        return "float"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    return "string"
-
-
-def widen(current: str, incoming: str) -> str:
-    """Our widening rule: integer -> float -> string; anything else mixed -> string."""
-    if current == incoming:
-        return current
-    if {current, incoming} == {"integer", "float"}:
-        return "float"
-    return "string"
+# Column types, widening and the column limit live in schema_rules (shared with the normalizer).
+from ..schema_rules import LOGICAL_TYPES, ColumnBudget, logical_type, widen  # noqa: E402,F401
 
 
 @dataclass
@@ -51,10 +28,35 @@ class LoadResult:
     rows_written: dict[str, int] = field(default_factory=dict)
     new_columns: dict[str, list[str]] = field(default_factory=dict)
     widened_columns: dict[str, list[str]] = field(default_factory=dict)
+    overflow_columns: dict[str, list[str]] = field(default_factory=dict)  # packed in _overflow
 
 
 class Warehouse(ABC):
     """A customer warehouse: one schema per customer."""
+
+    # Most columns a table may have; past it, new properties go to the `_overflow` JSON column.
+    max_columns: int | None = None
+
+    def load_stream(self, schema: str, window_start: datetime, window_end: datetime,
+                    chunks: Iterable[NormalizedBatch], files: list[str] | None = None,
+                    before_commit: Callable[[LoadCounts], None] | None = None) -> LoadResult:
+        """Load a window from the normalizer's chunks. This default collects them and calls
+        `load`; warehouses that can stage chunk by chunk override it to bound memory.
+        `before_commit` sees the final counts and may raise to load nothing."""
+        batch = combine_batches(chunks)
+        if before_commit is not None:
+            before_commit(batch.counts)
+        budget = self.column_budget(schema, batch.tables)
+        batch.tables = {name: budget.fit(name, t) for name, t in batch.tables.items()}
+        return self.load(schema, window_start, window_end, batch, files=files)
+
+    def column_budget(self, schema: str, tables: Iterable[str]) -> ColumnBudget:
+        """The column limit, given what the target tables already hold."""
+        if self.max_columns is None:
+            return ColumnBudget(None)
+        existing = set(self.tables(schema))
+        return ColumnBudget(self.max_columns, {
+            t: {c for c, _ in self.table_columns(schema, t)} for t in tables if t in existing})
 
     @abstractmethod
     def load(self, schema: str, window_start: datetime, window_end: datetime,

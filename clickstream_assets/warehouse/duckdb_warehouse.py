@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import random
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +22,8 @@ from ..normalize import (
     LATEST_KEYED_TABLES,
     LOADS_TABLE,
     PARTITION_COLUMN,
+    TYPE_TABLES,
+    LoadCounts,
     NormalizedBatch,
 )
 from .base import LoadResult, Warehouse, logical_type, register_warehouse, widen
@@ -46,10 +48,14 @@ LOADS_COLUMNS = (
     ("window_start", "timestamp"), ("window_end", "timestamp"), ("files", "integer"),
     ("bytes", "integer"), ("read", "integer"), ("loaded", "integer"),
     ("duplicates", "integer"), ("rejected", "integer"), ("filtered", "integer"),
+    ("replaced", "integer"),
     ("rows_written", "string"), ("started_at", "timestamp"), ("finished_at", "timestamp"),
     ("status", "string"),
 )
 LOCK_WAIT_SECONDS = 120.0
+# One row per event lands in exactly one of these: rows they lose by id are replaced events.
+EVENT_TABLES = frozenset(TYPE_TABLES.values())
+MAX_COLUMNS = 1600  # Redshift's limit, so a schema loaded here fits there too
 # The file is attached under this alias rather than opened directly: DuckDB names a directly
 # opened database after its file stem, and a customer schema with the same name (a file
 # `acme.duckdb` holding schema `acme`) then makes every `"acme"."t"` ambiguous. Customer ids
@@ -58,9 +64,11 @@ CATALOG = "clickstream-warehouse"
 
 
 class DuckDBWarehouse(Warehouse):
-    def __init__(self, path: str | Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS):
+    def __init__(self, path: str | Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+                 max_columns: int | None = MAX_COLUMNS):
         self.path = Path(path)
         self.lock_wait_seconds = lock_wait_seconds
+        self.max_columns = max_columns
 
     @classmethod
     def from_url(cls, url: str) -> "DuckDBWarehouse":
@@ -74,12 +82,16 @@ class DuckDBWarehouse(Warehouse):
         return f"duckdb:{self.path}"
 
     @contextmanager
-    def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self, read_only: bool = False,
+                 con: duckdb.DuckDBPyConnection | None = None
+                 ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the warehouse file attached (waiting, bounded, for its lock).
+        Given `con` (an in-memory staging connection), the file is attached to it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline, delay = time.monotonic() + self.lock_wait_seconds, 0.05
         while True:
             try:
-                con = self._attach(read_only=read_only and self.path.exists())
+                attached = self._attach(read_only=read_only and self.path.exists(), con=con)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
@@ -87,19 +99,26 @@ class DuckDBWarehouse(Warehouse):
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
         try:
-            con.execute("SET TimeZone='UTC'")
-            yield con
+            attached.execute("SET TimeZone='UTC'")
+            yield attached
         finally:
-            con.close()
+            if con is None:
+                attached.close()
+            else:
+                attached.execute("USE memory")
+                attached.execute(f"DETACH {quote_ident(CATALOG)}")
 
-    def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
+    def _attach(self, read_only: bool, con: duckdb.DuckDBPyConnection | None = None
+                ) -> duckdb.DuckDBPyConnection:
+        own = con is None
+        con = duckdb.connect() if own else con
         try:
             mode = " (READ_ONLY)" if read_only else ""
             con.execute(f"ATTACH {_sql_string(str(self.path))} AS {quote_ident(CATALOG)}{mode}")
             con.execute(f"USE {quote_ident(CATALOG)}")
         except BaseException:
-            con.close()
+            if own:
+                con.close()
             raise
         return con
 
@@ -135,23 +154,45 @@ class DuckDBWarehouse(Warehouse):
     # -- load ----------------------------------------------------------------------------
     def load(self, schema: str, window_start: datetime, window_end: datetime,
              batch: NormalizedBatch, files: list[str] | None = None) -> LoadResult:
+        return self.load_stream(schema, window_start, window_end, [batch], files=files)
+
+    def load_stream(self, schema: str, window_start: datetime, window_end: datetime,
+                    chunks: Iterable[NormalizedBatch], files: list[str] | None = None,
+                    before_commit: Callable[[LoadCounts], None] | None = None) -> LoadResult:
+        """Stage chunks in an in-memory DuckDB as they come (the warehouse file stays
+        unlocked meanwhile), then replace the window in one transaction."""
         started = datetime.now(timezone.utc)
-        result = LoadResult(schema, window_start, window_end, batch.counts)
-        with self._connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
-                for name, table in sorted(batch.tables.items()):
-                    self._evolve(con, schema, name, table, result)
-                self._delete_window(con, schema, window_start, window_end)
-                for name, table in sorted(batch.tables.items()):
-                    result.rows_written[name] = self._merge(con, schema, name, table)
-                self._audit(con, schema, result, started)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        counts = LoadCounts()
+        result = LoadResult(schema, window_start, window_end, counts)
+        budget = self.column_budget(schema, self.tables(schema))
+        with closing(duckdb.connect(config={"threads": 1})) as con:
+            staging = Staging(con)
+            for chunk in chunks:
+                counts.add(chunk.counts)
+                for name, table in chunk.tables.items():
+                    staging.add(name, budget.fit(name, table))
+            if before_commit is not None:
+                before_commit(counts)
+            result.overflow_columns = {t: sorted(c) for t, c in budget.packed.items()}
+            with self._connect(con=con) as con:
+                self._replace(con, schema, staging, result, started)
         return result
+
+    def _replace(self, con, schema: str, staging: "Staging", result: LoadResult,
+                 started: datetime) -> None:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+            for name in sorted(staging.types):
+                self._evolve(con, schema, name, staging.types[name], result)
+            self._delete_window(con, schema, result.window_start, result.window_end)
+            for name in sorted(staging.types):
+                result.rows_written[name] = self._merge(con, schema, name, staging, result)
+            self._audit(con, schema, result, started)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     def _existing_columns(self, con, schema: str, table: str) -> dict[str, str]:
         rows = con.execute(
@@ -160,9 +201,9 @@ class DuckDBWarehouse(Warehouse):
             [schema, table]).fetchall()
         return {name: FROM_SQL.get(typ, "string") for name, typ in rows}
 
-    def _evolve(self, con, schema: str, name: str, table: pa.Table, result: LoadResult) -> None:
+    def _evolve(self, con, schema: str, name: str, incoming: dict[str, str],
+                result: LoadResult) -> None:
         """Create the table, add new columns, widen conflicting ones (earlier rows survive)."""
-        incoming = {f.name: logical_type(f.type) for f in table.schema}
         existing = self._existing_columns(con, schema, name)
         target = qualified(schema, name)
         if not existing:
@@ -190,34 +231,96 @@ class DuckDBWarehouse(Warehouse):
                         f"WHERE {quote_ident(PARTITION_COLUMN)} >= ? "
                         f"AND {quote_ident(PARTITION_COLUMN)} < ?", [start, end])
 
-    def _merge(self, con, schema: str, name: str, table: pa.Table) -> int:
-        target = qualified(schema, name)
-        con.register("_staging", table)
-        try:
-            if name in LATEST_KEYED_TABLES:
-                key = quote_ident(LATEST_KEYED_TABLES[name])
-                con.execute(f"DELETE FROM {target} t USING _staging s WHERE t.{key} = s.{key} "
-                            "AND s.received_at >= t.received_at")
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _staging s "
-                            f"WHERE s.{key} NOT IN (SELECT {key} FROM {target})")
-            else:
-                if "id" in table.column_names:
-                    con.execute(f"DELETE FROM {target} WHERE id IN (SELECT id FROM _staging)")
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _staging")
-        finally:
-            con.unregister("_staging")
-        return table.num_rows
+    def _merge(self, con, schema: str, name: str, staging: "Staging",
+               result: LoadResult) -> int:
+        target, staged = qualified(schema, name), staging.ref(name)
+        if name in LATEST_KEYED_TABLES:
+            return self._merge_latest(con, target, staged,
+                                      list(self._existing_columns(con, schema, name)),
+                                      LATEST_KEYED_TABLES[name])
+        if "id" in staging.types[name]:
+            deleted = con.execute(
+                f"DELETE FROM {target} WHERE id IN (SELECT id FROM {staged})").fetchone()[0]
+            if name in EVENT_TABLES:
+                result.counts.replaced += deleted
+        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staged}")
+        return staging.rows[name]
+
+    def _merge_latest(self, con, target: str, staged: str, columns: list[str],
+                      key: str) -> int:
+        """users/accounts: per key, each column's newest non-null value across what the
+        table holds and what arrives (a trait sent once survives identifies without it)."""
+        k = quote_ident(key)
+        cols = [c for c in columns if c != key]
+        aggs = ", ".join(
+            f"max({quote_ident(c)}) AS {quote_ident(c)}" if c in ("received_at", "loaded_at",
+                                                                   "uuid_ts")
+            else f"arg_max({quote_ident(c)}, received_at) FILTER (WHERE {quote_ident(c)} "
+                 f"IS NOT NULL) AS {quote_ident(c)}" for c in cols)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _latest AS SELECT {k}, {aggs} FROM ("
+                    f"SELECT * FROM {target} WHERE {k} IN (SELECT {k} FROM {staged}) "
+                    f"UNION ALL BY NAME SELECT * FROM {staged}) GROUP BY {k}")
+        con.execute(f"DELETE FROM {target} WHERE {k} IN (SELECT {k} FROM {staged})")
+        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM temp._latest")
+        n = con.execute("SELECT count(*) FROM temp._latest").fetchone()[0]
+        con.execute("DROP TABLE temp._latest")
+        return n
 
     def _audit(self, con, schema: str, result: LoadResult, started: datetime) -> None:
         target = qualified(schema, LOADS_TABLE)
         cols = ", ".join(f"{quote_ident(c)} {SQL_TYPES[t]}" for c, t in LOADS_COLUMNS)
         con.execute(f"CREATE TABLE IF NOT EXISTS {target} ({cols})")
+        for col, typ in LOADS_COLUMNS:  # audit tables from older versions gain new columns
+            con.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {quote_ident(col)} "
+                        f"{SQL_TYPES[typ]}")
         c = result.counts
         con.execute(
-            f"INSERT INTO {target} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {target} BY NAME SELECT ? AS window_start, ? AS window_end, ? AS files, "
+            "? AS bytes, ? AS read, ? AS loaded, ? AS duplicates, ? AS rejected, ? AS filtered, "
+            "? AS replaced, ? AS rows_written, ? AS started_at, ? AS finished_at, ? AS status",
             [result.window_start, result.window_end, c.files, c.bytes, c.read, c.loaded,
-             c.duplicates, c.rejected, c.filtered, json.dumps(result.rows_written, sort_keys=True),
+             c.duplicates, c.rejected, c.filtered, c.replaced,
+             json.dumps(result.rows_written, sort_keys=True),
              started, datetime.now(timezone.utc), "succeeded"])
+
+
+class Staging:
+    """One load's rows, chunk by chunk, in an in-memory DuckDB: a table per target table
+    whose columns are added and widened as chunks disagree, exactly like the target's."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self.types: dict[str, dict[str, str]] = {}
+        self.rows: dict[str, int] = {}
+
+    @staticmethod
+    def ref(name: str) -> str:
+        return f"memory.main.{quote_ident('stg_' + name)}"
+
+    def add(self, name: str, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        incoming = {f.name: logical_type(f.type) for f in table.schema}
+        current = self.types.get(name)
+        self.con.register("_chunk", table)
+        try:
+            if current is None:
+                self.con.execute(f"CREATE TABLE {self.ref(name)} AS SELECT * FROM _chunk")
+                self.types[name], self.rows[name] = incoming, table.num_rows
+                return
+            for col, typ in incoming.items():
+                if col not in current:
+                    self.con.execute(f"ALTER TABLE {self.ref(name)} ADD COLUMN "
+                                     f"{quote_ident(col)} {SQL_TYPES[typ]}")
+                    current[col] = typ
+                elif widen(current[col], typ) != current[col]:
+                    current[col] = widen(current[col], typ)
+                    self.con.execute(f"ALTER TABLE {self.ref(name)} ALTER COLUMN "
+                                     f"{quote_ident(col)} TYPE {SQL_TYPES[current[col]]}")
+            self.con.execute(f"INSERT INTO {self.ref(name)} BY NAME SELECT * FROM _chunk")
+            self.rows[name] += table.num_rows
+        finally:
+            self.con.unregister("_chunk")
 
 
 register_warehouse("duckdb", DuckDBWarehouse.from_url)

@@ -1,0 +1,145 @@
+"""Column-wise pieces of normalization: flattening nested objects into named columns, text and
+timestamp coercion. Every function works on whole Arrow columns; names are computed once per
+column, never per value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .naming import short_hash, snake_case
+from .schema_rules import TS_TYPE, cast_to, json_text, logical_type, storable, widen
+
+
+@dataclass
+class Leaf:
+    name: str  # normalized column name
+    path: str  # original key path, dot-joined (for renames and collision order)
+    values: pa.Array
+
+
+def column(table: pa.Table, name: str) -> pa.Array | None:
+    if name not in table.column_names:
+        return None
+    col = table.column(name)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def flatten(arr: pa.Array, prefix: str = "", path: str = "") -> list[Leaf]:
+    """Nested objects -> one leaf per scalar path, names joined with `_` and snake_cased;
+    arrays (and objects inside them) stay whole and become JSON text."""
+    if not pa.types.is_struct(arr.type):
+        return []
+    leaves, nested = [], {}
+    for field, child in zip(arr.type, arr.flatten()):
+        name = snake_case(f"{prefix}{field.name}")
+        key = f"{path}.{field.name}" if path else field.name
+        if pa.types.is_struct(child.type):
+            leaves.extend(flatten(child, f"{name}_", key))
+        elif pa.types.is_nested(child.type):
+            nested[(name, key)] = child
+        elif not pa.types.is_null(child.type) and child.null_count < len(child):
+            leaves.append(Leaf(name, key, child))
+    if nested:
+        texts = json_text({k: v for k, v in nested.items() if v.null_count < len(v)})
+        leaves.extend(Leaf(name, key, values) for (name, key), values in texts.items())
+    return leaves
+
+
+def _priority(leaf: Leaf) -> tuple:
+    """Who keeps a contested name: the key already spelled that way, then the first by key."""
+    return (leaf.path.replace(".", "_") != leaf.name, leaf.path)
+
+
+def resolve_collisions(leaves: list[Leaf]) -> list[Leaf]:
+    """Keys that normalize to one name share that column, the best-spelled key winning where
+    an event has several; the losing values of such events go to `<name>_<hash of key>`.
+    Decided per event, so the same event always lands the same way."""
+    by_name: dict[str, list[Leaf]] = {}
+    for leaf in leaves:
+        by_name.setdefault(leaf.name, []).append(leaf)
+    out = []
+    for name, group in by_name.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        group.sort(key=_priority)
+        out.extend(_merge_group(name, group))
+    return out
+
+
+def _merge_group(name: str, group: list[Leaf]) -> list[Leaf]:
+    lt = group[0].values.type
+    logical = logical_type(lt)
+    for leaf in group[1:]:
+        logical = widen(logical, logical_type(leaf.values.type))
+    values = [cast_to(storable(g.values), logical) for g in group]
+    merged, taken, losers = values[0], pc.is_valid(values[0]), []
+    for leaf, v in zip(group[1:], values[1:]):
+        clash = pc.and_(taken, pc.is_valid(v))
+        if pc.any(clash).as_py():
+            losers.append(Leaf(f"{name}_{short_hash(leaf.path)}", leaf.path,
+                               pc.if_else(clash, v, pa.scalar(None, v.type))))
+        merged = pc.coalesce(merged, v)
+        taken = pc.is_valid(merged)
+    return [Leaf(name, group[0].path, merged), *losers]
+
+
+def as_text(arr: pa.Array | None, n: int) -> pa.Array:
+    """An id-like value (messageId, userId, ...) as text; objects as JSON text; '' is null."""
+    if arr is None or pa.types.is_null(arr.type):
+        return pa.nulls(n, pa.string())
+    if pa.types.is_nested(arr.type):
+        arr = json_text({"v": arr})["v"]
+    elif pa.types.is_boolean(arr.type):
+        arr = pc.if_else(arr, "true", "false")
+    elif pa.types.is_floating(arr.type):
+        arr = pc.if_else(pc.equal(pc.floor(arr), arr),
+                         pc.cast(pc.cast(arr, pa.int64(), safe=False), pa.string()),
+                         pc.cast(arr, pa.string()))
+    elif arr.type != pa.string():
+        arr = pc.cast(arr, pa.string())
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """ISO-8601 (Z, offsets, microseconds) or epoch millis -> aware UTC; None if unusable."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if isinstance(value, str):
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            return dt.astimezone(timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def timestamps(arr: pa.Array | None, n: int) -> pa.Array:
+    """A timestamp field as UTC microseconds: ISO text (vectorized when the whole column
+    parses; value by value otherwise), epoch millis, or Arrow's own inferred timestamps."""
+    if arr is None or pa.types.is_null(arr.type):
+        return pa.nulls(n, TS_TYPE)
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        return storable(arr) if arr.null_count < len(arr) else pa.nulls(n, TS_TYPE)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        micros = pc.cast(pc.multiply(pc.cast(arr, pa.float64()), 1000.0), pa.int64(), safe=False)
+        return micros.cast(pa.timestamp("us")).cast(TS_TYPE)
+    if t == pa.string():
+        try:
+            return pc.cast(arr, TS_TYPE)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return pa.array([parse_ts(v) for v in arr.to_pylist()], TS_TYPE)

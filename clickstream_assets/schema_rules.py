@@ -1,0 +1,187 @@
+"""Column rules shared by the normalizer and every warehouse: storable types, widening,
+values a warehouse cannot store, and the column limit (`_overflow`).
+
+Types are our five logical ones (boolean, integer, float, timestamp, string). Conflicts widen
+instead of losing values: integer -> float -> string, anything else mixed -> string.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TS_TYPE = pa.timestamp("us", tz="UTC")
+OVERFLOW_COLUMN = "_overflow"
+LOGICAL_TYPES = ("boolean", "integer", "float", "timestamp", "string")
+ARROW_TYPES = {"boolean": pa.bool_(), "integer": pa.int64(), "float": pa.float64(),
+               "timestamp": TS_TYPE, "string": pa.string()}
+_local = threading.local()
+
+
+def logical_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    return "string"
+
+
+def widen(current: str, incoming: str) -> str:
+    """Our widening rule: integer -> float -> string; anything else mixed -> string."""
+    if current == incoming:
+        return current
+    if {current, incoming} == {"integer", "float"}:
+        return "float"
+    return "string"
+
+
+def _duck() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB per thread, for vectorized JSON text (one thread: the
+    normalizer's budget is one core)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(config={"threads": 1})
+        _local.con = con
+    return con
+
+
+def json_text(columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """Nested values (lists, structs) as compact JSON text, in one vectorized pass."""
+    if not columns:
+        return {}
+    names = [f"c{i}" for i in range(len(columns))]
+    staged = pa.table(dict(zip(names, columns.values())))
+    sql = ", ".join(f"to_json({n})::VARCHAR AS {n}" for n in names)
+    con = _duck()
+    con.register("_json_in", staged)
+    try:
+        out = con.sql(f"SELECT {sql} FROM _json_in").to_arrow_table()
+    finally:
+        con.unregister("_json_in")
+    return {key: out.column(n).combine_chunks().cast(pa.string())
+            for key, n in zip(columns, names)}
+
+
+def storable(arr: pa.Array) -> pa.Array | None:
+    """One of our five types (None for an all-null column: no column is created for it)."""
+    t = arr.type
+    if pa.types.is_null(t) or arr.null_count == len(arr):
+        return None
+    if pa.types.is_boolean(t) or t == pa.int64() or t == pa.float64() or t == pa.string():
+        return arr
+    if pa.types.is_integer(t):
+        return arr.cast(pa.int64()) if not pa.types.is_uint64(t) else arr.cast(pa.float64())
+    if pa.types.is_floating(t):
+        return arr.cast(pa.float64())
+    if pa.types.is_timestamp(t):
+        return arr.cast(pa.timestamp(t.unit, tz=t.tz or "UTC")).cast(TS_TYPE)
+    if pa.types.is_large_string(t):
+        return arr.cast(pa.string())
+    if pa.types.is_nested(t):
+        return json_text({"v": arr})["v"]
+    return arr.cast(pa.string())
+
+
+def cast_to(arr: pa.Array | pa.ChunkedArray, logical: str) -> pa.Array | pa.ChunkedArray:
+    target = ARROW_TYPES[logical]
+    if arr.type == target:
+        return arr
+    if logical == "string" and pa.types.is_boolean(arr.type):
+        return pc.if_else(arr, "true", "false")
+    if logical == "string" and pa.types.is_timestamp(arr.type):
+        return pc.strftime(arr, format="%Y-%m-%dT%H:%M:%S.%fZ")
+    return arr.cast(target)
+
+
+def unify(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate tables whose columns differ or conflict: union of columns, types widened."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return pa.table({})
+    if len(tables) == 1:
+        return tables[0]
+    types: dict[str, str] = {}
+    for t in tables:
+        for f in t.schema:
+            lt = logical_type(f.type)
+            types[f.name] = widen(types[f.name], lt) if f.name in types else lt
+    schema = pa.schema([(name, ARROW_TYPES[lt]) for name, lt in types.items()])
+    fixed = []
+    for t in tables:
+        cols = [cast_to(t.column(n), types[n]) if n in t.column_names
+                else pa.nulls(t.num_rows, ARROW_TYPES[types[n]]) for n in types]
+        fixed.append(pa.Table.from_arrays(cols, schema=schema))
+    return pa.concat_tables(fixed)
+
+
+def oversized_rows(table: pa.Table, max_bytes: int, check_nul: bool
+                   ) -> list[tuple[pa.Array, str]]:
+    """(row mask, reason) for values no warehouse column can hold: longer than the
+    warehouse's VARCHAR limit, or containing NUL (PostgreSQL/Redshift refuse it)."""
+    found = []
+    for name in table.column_names:
+        col = table.column(name)
+        if col.type != pa.string():
+            continue
+        lengths = pc.binary_length(col)
+        if (pc.max(lengths).as_py() or 0) > max_bytes:
+            found.append((pc.fill_null(pc.greater(lengths, max_bytes), False),
+                          f"value_too_long:{name}"))
+        if check_nul:
+            mask = pc.fill_null(pc.match_substring(col, "\x00"), False)
+            if pc.any(mask).as_py():
+                found.append((mask, f"nul_character:{name}"))
+    return found
+
+
+def pack_overflow(table: pa.Table, keep: Iterable[str]) -> pa.Table:
+    """Move every column not in `keep` into one JSON text column `_overflow` (nulls left out),
+    so a table at the warehouse's column limit still keeps every value."""
+    keep = set(keep)
+    extra = [n for n in table.column_names if n not in keep and n != OVERFLOW_COLUMN]
+    if not extra:
+        return table
+    rows = table.select(extra).to_pylist()
+    previous = (table.column(OVERFLOW_COLUMN).to_pylist() if OVERFLOW_COLUMN in table.column_names
+                else [None] * table.num_rows)
+    packed = []
+    for row, prev in zip(rows, previous):
+        values = orjson.loads(prev) if prev else {}
+        values.update({k: v for k, v in row.items() if v is not None})
+        packed.append(orjson.dumps(values, default=str).decode() if values else None)
+    had = OVERFLOW_COLUMN in table.column_names
+    out = table.drop_columns(extra + ([OVERFLOW_COLUMN] if had else []))
+    return out.append_column(OVERFLOW_COLUMN, pa.array(packed, pa.string()))
+
+
+class ColumnBudget:
+    """Which columns each table may have: what it has, plus new ones while under the limit.
+    Columns admitted once stay admitted for the whole load."""
+
+    def __init__(self, max_columns: int | None, existing: dict[str, set[str]] | None = None):
+        self.max_columns = max_columns
+        self.allowed: dict[str, set[str]] = {k: set(v) for k, v in (existing or {}).items()}
+        self.packed: dict[str, set[str]] = {}  # columns that went to `_overflow`, per table
+
+    def fit(self, name: str, table: pa.Table) -> pa.Table:
+        if self.max_columns is None:
+            return table
+        allowed = self.allowed.setdefault(name, set())
+        limit = self.max_columns - 1  # room for `_overflow` itself
+        for col in table.column_names:
+            if col not in allowed and col != OVERFLOW_COLUMN and len(allowed) < limit:
+                allowed.add(col)
+        extra = [c for c in table.column_names if c not in allowed and c != OVERFLOW_COLUMN]
+        if not extra:
+            return table
+        self.packed.setdefault(name, set()).update(extra)
+        return pack_overflow(table, allowed)

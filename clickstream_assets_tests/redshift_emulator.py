@@ -1,0 +1,537 @@
+"""A small Redshift emulator for tests: a loopback wire-protocol proxy in front of PostgreSQL.
+
+`redshift-connector` speaks the PostgreSQL v3 protocol with Redshift's additions, and a plain
+PostgreSQL refuses it. This proxy sits between them and emulates, at the protocol level:
+
+- startup: drops the Redshift-only startup parameters (client_protocol_version,
+  driver_version, os_version, driver_discovery_version, plugin_name, ...); answers an SSL
+  request with "no TLS" (so the client's default verify-full fails, as it should against a
+  server without a certificate); reports `server_version` 8.0.2 as Redshift does.
+- DDL: `DISTSTYLE x`, `DISTKEY (c)`, `[COMPOUND|INTERLEAVED] SORTKEY (c, ...)` and `ENCODE x`
+  are accepted and removed (PostgreSQL has no such things), outside quoted text only.
+- `ALTER TABLE ... ALTER COLUMN ... TYPE`: rejected, as Redshift rejects it for anything but a
+  VARCHAR length, and for that too inside a transaction block; so code passing here does not
+  rely on in-place type changes.
+- `COPY t (cols) FROM 's3://.../manifest' IAM_ROLE 'arn:aws:iam::...' MANIFEST GZIP CSV
+  IGNOREHEADER 1 EMPTYASNULL TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF`: exactly these
+  options (any other option, a missing one, or another value is an error, so the emulator
+  cannot hide a typo). It reads the manifest and every entry from S3 (the moto server), gunzips
+  them and streams each into PostgreSQL with `COPY ... FROM STDIN (FORMAT csv, HEADER true,
+  FORCE_NULL (...))` on the client's own backend session, so temp tables and transactions
+  behave as on Redshift. A failed COPY aborts the transaction as on Redshift.
+- faults for tests: drop the connection before a matching statement runs, or after it ran but
+  before its reply reaches the client (a COMMIT whose outcome the client cannot know).
+
+Not emulated: Redshift's SQL dialect beyond the above (queries run as PostgreSQL), TLS, IAM
+authentication, serializable-isolation errors (PostgreSQL runs read committed), slices,
+compression encodings, VARCHAR byte (not character) lengths, STL/SVV system tables,
+`pg_last_copy_count()`, COPY's error table (stl_load_errors), UNLOAD.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DROPPED_STARTUP_PARAMS = {
+    b"client_protocol_version", b"driver_version", b"os_version", b"driver_discovery_version",
+    b"plugin_name", b"idp_type", b"provider_name", b"token_type", b"identity_namespace",
+}
+SSL_REQUEST, GSSENC_REQUEST, PROTOCOL_3 = 80877103, 80877104, 196608
+REDSHIFT_SERVER_VERSION = b"8.0.2"
+CHUNK = 1 << 16
+
+# the exact COPY options our warehouse emits, in order
+COPY_RE = re.compile(
+    r"^\s*COPY\s+(?P<table>(?:\"(?:[^\"]|\"\")+\"|\w+)(?:\.(?:\"(?:[^\"]|\"\")+\"|\w+))?)\s*"
+    r"\((?P<cols>.*)\)\s+FROM\s+'(?P<url>s3://[^']+)'\s+(?P<options>.*?)\s*;?\s*$",
+    re.S | re.I)
+ARN_RE = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]+$")
+EXPECTED_OPTIONS = [("IAM_ROLE", "arn"), ("MANIFEST", None), ("GZIP", None), ("CSV", None),
+                    ("IGNOREHEADER", "1"), ("EMPTYASNULL", None), ("TIMEFORMAT", "'auto'"),
+                    ("COMPUPDATE", "OFF"), ("STATUPDATE", "OFF")]
+ALTER_TYPE_RE = re.compile(r"\bALTER\s+(?:COLUMN\s+)?\S+\s+TYPE\b", re.I)
+REDSHIFT_DDL_RE = re.compile(
+    r"\b(?:DISTSTYLE\s+\w+|DISTKEY\s*(?=\()|(?:COMPOUND\s+|INTERLEAVED\s+)?SORTKEY\s*(?=\()"
+    r"|ENCODE\s+\w+)", re.I)
+
+
+class EmulatorError(Exception):
+    """Something Redshift would reject; reported to the client as an SQL error."""
+
+
+def _msg(code: bytes, body: bytes) -> bytes:
+    return code + struct.pack("!i", len(body) + 4) + body
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def _read_msg(sock: socket.socket) -> tuple[bytes, bytes]:
+    head = _recv_exact(sock, 5)
+    (length,) = struct.unpack("!i", head[1:])
+    return head[:1], _recv_exact(sock, length - 4)
+
+
+def _cstr(data: bytes, pos: int) -> tuple[bytes, int]:
+    end = data.index(b"\0", pos)
+    return data[pos:end], end + 1
+
+
+def _split_quoted(sql: str) -> list[tuple[bool, str]]:
+    """(is_quoted, text) segments: '...' strings and "..." identifiers are left untouched."""
+    out, pos = [], 0
+    for m in re.finditer(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", sql):
+        out.append((False, sql[pos:m.start()]))
+        out.append((True, m.group(0)))
+        pos = m.end()
+    out.append((False, sql[pos:]))
+    return out
+
+
+def strip_redshift_ddl(sql: str) -> str:
+    """Remove DISTSTYLE/DISTKEY/SORTKEY/ENCODE clauses (with their parenthesized lists)."""
+    segments, out, skip_parens = _split_quoted(sql), [], 0
+    for quoted, text in segments:
+        if quoted:
+            if not skip_parens:
+                out.append(text)
+            continue
+        result, i = [], 0
+        while i < len(text):
+            if skip_parens:
+                if text[i] == "(":
+                    skip_parens += 1
+                elif text[i] == ")":
+                    skip_parens -= 1
+                    if skip_parens == 1:
+                        skip_parens = 0
+                i += 1
+                continue
+            m = REDSHIFT_DDL_RE.match(text, i)
+            if m and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+                i = m.end()
+                if text[i:i + 1] == "(":
+                    skip_parens, i = 2, i + 1
+                continue
+            result.append(text[i])
+            i += 1
+        out.append("".join(result))
+    return "".join(out)
+
+
+def _unquoted_text(sql: str) -> str:
+    """The statement with every quoted string/identifier replaced by a placeholder."""
+    return "".join(("\"q\"" if text.startswith('"') else "'q'") if quoted else text
+                   for quoted, text in _split_quoted(sql))
+
+
+def parse_copy(sql: str) -> dict:
+    """Validate a COPY FROM S3 against the exact options we support."""
+    m = COPY_RE.match(sql)
+    if not m:
+        raise EmulatorError("emulator: COPY must be COPY table (columns) FROM 's3://...' ...")
+    tokens = re.findall(r"'(?:[^']|'')*'|\S+", m.group("options"))
+    i, seen = 0, []
+    for name, value in EXPECTED_OPTIONS:
+        if i >= len(tokens) or tokens[i].upper() != name:
+            got = tokens[i] if i < len(tokens) else "end of statement"
+            raise EmulatorError(f"emulator: COPY option {name} expected, got {got!r}")
+        i += 1
+        if value is not None:
+            if i >= len(tokens):
+                raise EmulatorError(f"emulator: COPY option {name} needs a value")
+            tok = tokens[i]
+            if value == "arn":
+                if not (tok.startswith("'") and ARN_RE.match(tok[1:-1])):
+                    raise EmulatorError(f"emulator: IAM_ROLE {tok} is not a role ARN")
+            elif tok.upper() != value.upper():
+                raise EmulatorError(f"emulator: COPY {name} {tok} unsupported (only {value})")
+            i += 1
+        seen.append(name)
+    if i != len(tokens):
+        raise EmulatorError(f"emulator: unsupported COPY option {tokens[i]!r}")
+    return {"table": m.group("table"), "columns": m.group("cols"), "url": m.group("url")}
+
+
+def _raise_sql(message: str) -> str:
+    """A statement that fails with `message` (run on the backend so the txn aborts too)."""
+    literal = "'" + message.replace("'", "''") + "'"
+    return (f"DO $emulator$ BEGIN RAISE EXCEPTION USING MESSAGE = {literal}, "
+            f"ERRCODE = 'XX000'; END $emulator$")
+
+
+@dataclass
+class Fault:
+    """Drop the connection at the first statement matching `pattern` (once a statement
+    matching `armed_by` ran in that session, if given): `before` it reaches the backend, or
+    `after` it ran (its reply never reaches the client). `then_refuse`: refuse every new
+    connection afterwards (the cluster is unreachable)."""
+
+    pattern: str
+    when: str = "before"
+    armed_by: str | None = None
+    then_refuse: bool = False
+    fired: bool = False
+
+
+@dataclass
+class RedshiftEmulator:
+    backend_host: str
+    backend_port: int
+    s3_endpoint_url: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    copies: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    refuse_connections: bool = False
+
+    def start(self) -> "RedshiftEmulator":
+        self._listener = socket.create_server((self.host, self.port))
+        self.port = self._listener.getsockname()[1]
+        self._stopping = False
+        threading.Thread(target=self._accept_loop, daemon=True, name="rs-emulator").start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._listener.close()
+
+    def inject(self, pattern: str, when: str = "before", armed_by: str | None = None,
+               then_refuse: bool = False) -> Fault:
+        fault = Fault(pattern, when, armed_by, then_refuse)
+        self.faults.append(fault)
+        return fault
+
+    def _accept_loop(self) -> None:
+        while not self._stopping:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.refuse_connections:
+                client.close()
+                continue
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=_Session(self, client).run, daemon=True).start()
+
+    def take_fault(self, sql: str, history: list[str]) -> Fault | None:
+        for fault in self.faults:
+            armed = fault.armed_by is None or any(
+                re.search(fault.armed_by, past, re.I | re.S) for past in history)
+            if not fault.fired and armed and re.search(fault.pattern, sql, re.I | re.S):
+                fault.fired = True
+                self.refuse_connections = self.refuse_connections or fault.then_refuse
+                return fault
+        return None
+
+    def s3(self):
+        import boto3  # noqa: PLC0415
+
+        return boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name="us-east-1")
+
+
+class _Session:
+    """One client connection and its backend connection."""
+
+    def __init__(self, emulator: RedshiftEmulator, client: socket.socket):
+        self.emu = emulator
+        self.client = client
+        self.backend: socket.socket | None = None
+        self.write_lock = threading.Lock()
+        self.status = b"I"
+        self.capture: list | None = None
+        self.capture_done = threading.Condition()
+        self.blackhole = False
+        self.copy_statements: set[bytes] = set()
+        self.copy_portals: dict[bytes, str] = {}
+        self.statements: dict[bytes, str] = {}
+        self.portals: dict[bytes, str] = {}
+        self.in_copy_group = False
+        self.skip_to_sync = False
+        self.executed: list[str] = []
+
+    # -- plumbing ----------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            if self._startup():
+                threading.Thread(target=self._pump_backend, daemon=True).start()
+                self._client_loop()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for sock in (self.client, self.backend):
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def to_client(self, data: bytes) -> None:
+        with self.write_lock:
+            self.client.sendall(data)
+
+    def _startup(self) -> bool:
+        while True:
+            (length,) = struct.unpack("!i", _recv_exact(self.client, 4))
+            body = _recv_exact(self.client, length - 4)
+            (code,) = struct.unpack("!i", body[:4])
+            if code in (SSL_REQUEST, GSSENC_REQUEST):
+                self.client.sendall(b"N")
+                continue
+            if code != PROTOCOL_3:
+                return False
+            break
+        params, pos = [], 4
+        while body[pos:pos + 1] != b"\0":
+            key, pos = _cstr(body, pos)
+            value, pos = _cstr(body, pos)
+            if key not in DROPPED_STARTUP_PARAMS:
+                params.append(key + b"\0" + value + b"\0")
+        startup = struct.pack("!i", PROTOCOL_3) + b"".join(params) + b"\0"
+        self.backend = socket.create_connection((self.emu.backend_host, self.emu.backend_port))
+        self.backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.backend.sendall(struct.pack("!i", len(startup) + 4) + startup)
+        return True
+
+    def _pump_backend(self) -> None:
+        try:
+            while True:
+                code, body = _read_msg(self.backend)
+                if code == b"S" and body.startswith(b"server_version\0"):
+                    body = b"server_version\0" + REDSHIFT_SERVER_VERSION + b"\0"
+                if code == b"Z":
+                    self.status = body[:1]
+                if self.blackhole:
+                    if code == b"Z":  # the statement finished; the client never hears of it
+                        self.close()
+                        return
+                    continue
+                if self.capture is not None:
+                    with self.capture_done:
+                        self.capture.append((code, body))
+                        self.capture_done.notify_all()
+                    continue
+                self.to_client(_msg(code, body))
+        except (ConnectionError, OSError):
+            self.close()
+
+    def _backend_query(self, sql: str) -> list[tuple[bytes, bytes]]:
+        """Run a simple query on the backend, collecting its replies up to ReadyForQuery."""
+        with self.capture_done:
+            self.capture = []
+        self.backend.sendall(_msg(b"Q", sql.encode() + b"\0"))
+        return self._await(lambda msgs: msgs and msgs[-1][0] in (b"Z", b"G"))
+
+    def _await(self, done) -> list[tuple[bytes, bytes]]:
+        with self.capture_done:
+            if not self.capture_done.wait_for(lambda: done(self.capture), timeout=300):
+                raise ConnectionError("backend did not answer")
+            msgs, self.capture = self.capture, []
+        return msgs
+
+    def _release_capture(self) -> None:
+        with self.capture_done:
+            self.capture = None
+
+    # -- client messages ---------------------------------------------------------------
+    def _client_loop(self) -> None:
+        while True:
+            code, body = _read_msg(self.client)
+            if code == b"X":
+                self.backend.sendall(_msg(code, body))
+                return
+            handler = getattr(self, f"_on_{code.decode()}", None) if code.isalpha() else None
+            if handler is None or not handler(body):
+                self.backend.sendall(_msg(code, body))
+
+    def _rewrite(self, sql: str) -> str:
+        """Redshift DDL -> PostgreSQL; unsupported Redshift behavior -> an error statement."""
+        self.emu.statements.append(sql)
+        plain = _unquoted_text(sql)
+        if ALTER_TYPE_RE.search(plain) and re.search(r"\bALTER\s+TABLE\b", plain, re.I):
+            return _raise_sql("emulator (as Redshift): ALTER COLUMN TYPE is not supported "
+                              "here; only a VARCHAR length can grow, outside a transaction")
+        if re.match(r"\s*COPY\b", plain, re.I) and "s3://" in sql:
+            return _raise_sql("emulator: COPY FROM S3 is only supported through the extended "
+                              "protocol")
+        return strip_redshift_ddl(sql) if REDSHIFT_DDL_RE.search(plain) else sql
+
+    def _on_Q(self, body: bytes) -> bool:
+        sql = body[:-1].decode()
+        self.backend.sendall(_msg(b"Q", self._rewrite(sql).encode() + b"\0"))
+        return True
+
+    def _on_P(self, body: bytes) -> bool:
+        name, pos = _cstr(body, 0)
+        query, pos = _cstr(body, pos)
+        sql = query.decode()
+        if re.match(r"\s*COPY\b", sql, re.I) and "s3://" in sql:
+            self.emu.statements.append(sql)
+            try:
+                parse_copy(sql)
+                self.copy_statements.add(name)
+                self.statements[name] = sql
+                self.in_copy_group = True
+                self.to_client(_msg(b"1", b""))
+                return True
+            except EmulatorError as exc:
+                sql = _raise_sql(str(exc))
+        else:
+            sql = self._rewrite(sql)
+        self.statements[name] = sql
+        self.backend.sendall(_msg(b"P", name + b"\0" + sql.encode() + b"\0" + body[pos:]))
+        return True
+
+    def _on_D(self, body: bytes) -> bool:
+        name = body[1:-1]
+        if (body[:1] == b"S" and name in self.copy_statements) or (
+                body[:1] == b"P" and name in self.copy_portals):
+            if body[:1] == b"S":
+                self.to_client(_msg(b"t", struct.pack("!h", 0)))
+            self.to_client(_msg(b"n", b""))
+            return True
+        return False
+
+    def _on_B(self, body: bytes) -> bool:
+        portal, pos = _cstr(body, 0)
+        stmt, _ = _cstr(body, pos)
+        if stmt in self.copy_statements:
+            self.copy_portals[portal] = self.statements[stmt]
+            self.in_copy_group = True
+            self.to_client(_msg(b"2", b""))
+            return True
+        self.copy_portals.pop(portal, None)  # a portal name is reused by the next Bind
+        self.portals[portal] = self.statements.get(stmt, "")
+        return False
+
+    def _on_E(self, body: bytes) -> bool:
+        portal, _ = _cstr(body, 0)
+        is_copy = portal in self.copy_portals
+        sql = self.copy_portals[portal] if is_copy else self.portals.get(portal, "")
+        fault = self.emu.take_fault(sql, self.executed)
+        self.executed.append(sql)
+        if fault and (fault.when == "before" or is_copy):
+            self.close()
+            raise ConnectionError("fault injected")
+        if is_copy:
+            if not self.skip_to_sync:
+                self._run_copy(sql)
+            return True
+        if fault:
+            self.blackhole = True
+        return False
+
+    def _on_S(self, body: bytes) -> bool:
+        if self.in_copy_group:
+            self.in_copy_group = self.skip_to_sync = False
+            self.to_client(_msg(b"Z", self.status))
+            return True
+        return False
+
+    def _on_H(self, body: bytes) -> bool:
+        return self.in_copy_group  # our own replies are sent at once
+
+    def _on_C(self, body: bytes) -> bool:
+        name = body[1:-1]
+        if body[:1] == b"S" and name in self.copy_statements:
+            self.copy_statements.discard(name)
+            self.to_client(_msg(b"3", b""))
+            return True
+        return False
+
+    # -- COPY FROM S3 ------------------------------------------------------------------
+    def _run_copy(self, sql: str) -> None:
+        copy = parse_copy(sql)
+        try:
+            files = self._manifest_files(copy["url"])
+        except EmulatorError as exc:
+            self._fail(str(exc))
+            return
+        total = 0
+        try:
+            for data in files:
+                ok, count, error = self._copy_one(copy, data)
+                if not ok:
+                    self.to_client(_msg(b"E", error))
+                    self.skip_to_sync = True
+                    return
+                total += count
+        finally:
+            self._release_capture()
+        self.emu.copies.append(sql)
+        self.to_client(_msg(b"C", f"COPY {total}".encode() + b"\0"))
+
+    def _manifest_files(self, url: str) -> list[bytes]:
+        s3 = self.emu.s3()
+        bucket, key = _split(url)
+        try:
+            manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except Exception as exc:  # noqa: BLE001 - reported as Redshift would: a COPY error
+            raise EmulatorError(f"emulator: cannot read manifest {url}: {type(exc).__name__}")
+        files = []
+        for entry in manifest.get("entries", []):
+            b, k = _split(entry["url"])
+            try:
+                body = s3.get_object(Bucket=b, Key=k)["Body"].read()
+            except Exception:  # noqa: BLE001
+                if entry.get("mandatory"):
+                    raise EmulatorError(f"emulator: manifest entry {entry['url']} is missing")
+                continue
+            files.append(gzip.decompress(body))
+        return files
+
+    def _copy_one(self, copy: dict, data: bytes) -> tuple[bool, int, bytes]:
+        cols = copy["columns"]
+        sql = (f"COPY {copy['table']} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true, "
+               f"FORCE_NULL ({cols}))")
+        msgs = self._backend_query(sql)
+        if msgs[-1][0] != b"G":
+            return False, 0, _error_of(msgs)
+        for start in range(0, len(data), CHUNK):
+            self.backend.sendall(_msg(b"d", data[start:start + CHUNK]))
+        with self.capture_done:
+            self.capture = []
+        self.backend.sendall(_msg(b"c", b""))
+        msgs = self._await(lambda m: m and m[-1][0] == b"Z")
+        done = [body for code, body in msgs if code == b"C"]
+        if not done:
+            return False, 0, _error_of(msgs)
+        return True, int(done[0].split()[-1].rstrip(b"\0")), b""
+
+    def _fail(self, message: str) -> None:
+        """Report an emulator-side COPY error through the backend, aborting its transaction."""
+        msgs = self._backend_query(_raise_sql(message))
+        self._release_capture()
+        self.to_client(_msg(b"E", _error_of(msgs)))
+        self.skip_to_sync = True
+
+
+def _error_of(msgs: list[tuple[bytes, bytes]]) -> bytes:
+    for code, body in msgs:
+        if code == b"E":
+            return body
+    return b"SERROR\0CXX000\0Memulator: unexpected backend reply\0\0"
+
+
+def _split(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.netloc, parts.path.lstrip("/")

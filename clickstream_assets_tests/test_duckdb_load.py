@@ -1,0 +1,147 @@
+"""Loads into DuckDB: schema evolution, dedup across files and reloads, users, the column
+limit, the reject threshold, gz and plain files, streaming chunks."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from clickstream_assets.event_store import hour_prefix
+from clickstream_assets.normalize import Normalizer
+from clickstream_assets.pipeline import RejectThresholdExceeded, load_files, load_window
+from clickstream_assets.warehouse import DuckDBWarehouse
+
+from .conftest import HOUR
+
+NEXT = HOUR + timedelta(hours=1)
+
+
+def ev(i, hour=HOUR, **kw):
+    received = (hour + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    return {"messageId": f"m{i}", "anonymousId": "a1", "receivedAt": received,
+            "sentAt": received, "timestamp": received, **kw}
+
+
+def put(store, hour, name, *events, gz=False):
+    data = b"\n".join(e if isinstance(e, bytes) else orjson.dumps(e) for e in events) + b"\n"
+    key = hour_prefix("acme", hour) + name + (".gz" if gz else "")
+    store.write(key, gzip.compress(data) if gz else data)
+    return key
+
+
+def load(store, warehouse, customer, start=HOUR, hours=1, **kw):
+    return load_window(store, warehouse, customer, start, start + timedelta(hours=hours), **kw)[1]
+
+
+def col_types(warehouse, table):
+    return dict(warehouse.table_columns("acme", table))
+
+
+def test_widening_across_loads_keeps_earlier_rows(store, warehouse, customer):
+    put(store, HOUR, "a.json", ev(1, type="track", event="Buy", properties={"v": 1, "w": 1}))
+    load(store, warehouse, customer)
+    put(store, NEXT, "b.json", ev(2, NEXT, type="track", event="Buy",
+                                  properties={"v": 2.5, "w": "two", "new": True}))
+    result = load(store, warehouse, customer, NEXT)
+    assert col_types(warehouse, "buy")["v"] == "float" and col_types(warehouse, "buy")["w"] == "string"
+    assert sorted(result.widened_columns["buy"]) == ["v", "w"] and result.new_columns["buy"] == ["new"]
+    rows = warehouse.query('SELECT id, v, w, new FROM acme.buy ORDER BY id')
+    assert rows == [("m1", 1.0, "1", None), ("m2", 2.5, "two", True)]
+
+
+def test_dedup_across_files_windows_and_reloads(store, warehouse, customer):
+    put(store, HOUR, "a.json", ev(1, type="page"), ev(2, type="page"))
+    put(store, HOUR, "b.json", ev(2, type="page"), ev(3, type="page"), gz=True)
+    first = load(store, warehouse, customer)
+    assert (first.counts.read, first.counts.loaded, first.counts.duplicates) == (4, 3, 1)
+    again = load(store, warehouse, customer)
+    assert again.counts.replaced == 0
+    assert warehouse.query("SELECT count(*) FROM acme.pages") == [(3,)]
+    put(store, NEXT, "c.json", ev(3, NEXT, type="page"), ev(4, NEXT, type="page"))
+    nxt = load(store, warehouse, customer, NEXT)
+    assert nxt.counts.replaced == 1  # m3 moved to the window that holds it now
+    assert warehouse.query("SELECT count(*), count(DISTINCT id) FROM acme.pages") == [(4, 4)]
+    both = load(store, warehouse, customer, HOUR, hours=2)
+    assert both.counts.duplicates == 2
+    assert warehouse.query("SELECT count(*), count(DISTINCT id) FROM acme.pages") == [(4, 4)]
+    loads = warehouse.query("SELECT read, loaded, duplicates, rejected, replaced "
+                            "FROM acme._clickstream_loads ORDER BY finished_at")
+    assert loads[0] == (4, 3, 1, 0, 0) and loads[2][4] == 1
+
+
+def test_users_keep_the_latest_value_of_every_trait_across_loads(store, warehouse, customer):
+    put(store, HOUR, "a.json", ev(1, type="identify", userId="u1",
+                                  traits={"plan": "free", "email": "a@x"}))
+    load(store, warehouse, customer)
+    put(store, NEXT, "b.json", ev(2, NEXT, type="identify", userId="u1", traits={"plan": "pro"}))
+    load(store, warehouse, customer, NEXT)
+    assert warehouse.query("SELECT id, plan, email FROM acme.users") == [("u1", "pro", "a@x")]
+    load(store, warehouse, customer)  # reloading the older hour does not roll the plan back
+    assert warehouse.query("SELECT id, plan, email FROM acme.users") == [("u1", "pro", "a@x")]
+
+
+def test_rejects_land_with_reason_file_and_line_and_threshold_fails(store, warehouse, customer):
+    key = put(store, HOUR, "a.json", ev(1, type="page"), b"{oops", ev(2, type="nope"))
+    result = load(store, warehouse, customer, max_reject_share=0.9)
+    assert (result.counts.loaded, result.counts.rejected) == (1, 2)
+    assert warehouse.query("SELECT file, line, reason FROM acme._rejects ORDER BY line") == [
+        (key, 2, "invalid_json"), (key, 3, "unknown_type:nope")]
+    with pytest.raises(RejectThresholdExceeded, match="2 of 3 events rejected"):
+        load(store, warehouse, customer, max_reject_share=0.5)
+    assert warehouse.query("SELECT count(*) FROM acme._clickstream_loads") == [(1,)]
+
+
+def test_column_limit_sends_extra_properties_to_overflow(store, warehouse, customer, tmp_path):
+    small = DuckDBWarehouse(tmp_path / "small.duckdb", max_columns=16)
+    props = {f"p{i:02d}": i for i in range(20)}
+    put(store, HOUR, "a.json", ev(1, type="track", event="Wide", properties=props))
+    result = load(store, small, customer)
+    cols = [c for c, _ in small.table_columns("acme", "wide")]
+    assert len(cols) == 16 and "_overflow" in cols
+    (overflow,) = small.query('SELECT _overflow FROM acme.wide')[0]
+    kept = {c: v for c, v in zip(cols, small.query("SELECT * FROM acme.wide")[0])}
+    values = {**{k: v for k, v in kept.items() if k.startswith("p")}, **orjson.loads(overflow)}
+    assert values == props and result.overflow_columns["wide"]
+    put(store, NEXT, "b.json", ev(2, NEXT, type="track", event="Wide", properties={"p99": 1}))
+    load(store, small, customer, NEXT)
+    assert len(small.table_columns("acme", "wide")) == 16
+    assert small.query("SELECT _overflow FROM acme.wide WHERE id = 'm2'") == [('{"p99":1}',)]
+
+
+def test_streaming_small_blocks_equals_one_block(warehouse, tmp_path):
+    events = [ev(i, type="track", event=f"E{i % 3}", properties={"n": i if i % 2 else str(i)})
+              for i in range(60)]
+    data = [orjson.dumps(e) for e in events + events[:10]]
+
+    def stream(wh, block_bytes):
+        n = Normalizer(block_bytes=block_bytes)
+        chunks = list(n.iter_file("f.json", HOUR, data))
+        result = wh.load_stream("acme", HOUR, NEXT, iter(chunks))
+        return len(chunks), result
+
+    one_chunks, one = stream(warehouse, 1 << 20)
+    other = DuckDBWarehouse(tmp_path / "other.duckdb")
+    many_chunks, many = stream(other, 300)
+    assert one_chunks == 2 and many_chunks > 20  # (the first chunk carries the file counts)
+    assert one.counts.as_dict() == many.counts.as_dict() and many.counts.duplicates == 10
+    for t in ("tracks", "e0", "e1", "e2"):
+        q = f'SELECT id, event, "timestamp" FROM acme.{t} ORDER BY id'
+        assert other.query(q) == warehouse.query(q) and len(other.query(q)) > 0
+    assert dict(other.table_columns("acme", "e1"))["n"] == "string"
+
+
+def test_load_files_plain_and_gz_by_message_id(tmp_path, warehouse, customer):
+    plain, gz = tmp_path / "a.json", tmp_path / "b.json.gz"
+    plain.write_bytes(orjson.dumps(ev(1, type="page")) + b"\n")
+    gz.write_bytes(gzip.compress(orjson.dumps(ev(1, type="page")) + b"\n"
+                                 + orjson.dumps(ev(2, type="page")) + b"\n"))
+    result = load_files([plain, gz], customer, warehouse)
+    assert (result.counts.loaded, result.counts.duplicates) == (2, 1)
+    again = load_files([plain, gz], customer, warehouse)
+    assert again.counts.replaced == 2
+    assert warehouse.query("SELECT count(*) FROM acme.pages") == [(2,)]
+    hour = warehouse.query("SELECT DISTINCT _partition_hour FROM acme.pages")[0][0]
+    assert hour == datetime(2026, 11, 20, 10, tzinfo=timezone.utc)

@@ -1,0 +1,81 @@
+"""The emulator is strict: it accepts exactly the COPY we emit and rejects what Redshift would."""
+
+from __future__ import annotations
+
+import pytest
+import redshift_connector
+
+from clickstream_assets.warehouse import RedshiftWarehouse
+
+from .redshift_emulator import EmulatorError, parse_copy, strip_redshift_ddl
+from .redshift_fixtures import *  # noqa: F403
+from .redshift_fixtures import IAM_ROLE, STAGING_BUCKET
+
+URL = f"redshift://u@h/db?iam_role={IAM_ROLE}&staging=s3://{STAGING_BUCKET}/loads"
+MANIFEST = f"s3://{STAGING_BUCKET}/loads/x/manifest"
+
+
+def our_copy() -> str:
+    return RedshiftWarehouse.from_url(URL).copy_sql('"stage-0"', ["id", "a b"], MANIFEST)
+
+
+def test_ddl_clauses_are_removed_outside_quotes_only():
+    sql = ('CREATE TABLE "s"."sortkey (x)" ("a" BIGINT ENCODE zstd, "b" VARCHAR(9)) '
+           "DISTSTYLE AUTO COMPOUND SORTKEY (\"a\", \"b\") DISTKEY (\"a\")")
+    assert " ".join(strip_redshift_ddl(sql).split()) == (
+        'CREATE TABLE "s"."sortkey (x)" ("a" BIGINT , "b" VARCHAR(9))')
+    literal = "SELECT 'DISTSTYLE ALL SORTKEY (a)'"
+    assert strip_redshift_ddl(literal) == literal
+
+
+def test_the_copy_we_emit_is_accepted():
+    parsed = parse_copy(our_copy())
+    assert parsed["table"] == '"stage-0"' and parsed["url"] == MANIFEST
+
+
+@pytest.mark.parametrize("change, message", [
+    ((" STATUPDATE OFF", " STATUPDATE OFF DELIMITER ','"), "unsupported COPY option"),
+    ((" EMPTYASNULL", ""), "EMPTYASNULL expected"),
+    (("TIMEFORMAT 'auto'", "TIMEFORMAT 'epochsecs'"), "TIMEFORMAT"),
+    (("GZIP", "GZIPP"), "GZIP expected"),
+    ((IAM_ROLE, "my-role"), "not a role ARN"),
+])
+def test_any_other_copy_is_rejected(change, message):
+    with pytest.raises(EmulatorError, match=message):
+        parse_copy(our_copy().replace(*change))
+
+
+def _connect(redshift_url):
+    wh = RedshiftWarehouse.from_url(redshift_url)
+    return wh._connect()
+
+
+def test_rejected_copy_fails_over_the_wire_and_aborts_the_transaction(redshift_url):
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute('CREATE TEMP TABLE "stage-0" ("id" VARCHAR(10), "a b" BIGINT)')
+        with pytest.raises(redshift_connector.ProgrammingError, match="unsupported COPY"):
+            cur.execute(our_copy() + " MAXERROR 10")
+        with pytest.raises(redshift_connector.ProgrammingError, match="aborted"):
+            cur.execute("SELECT 1")
+        conn.rollback()
+
+
+def test_copy_of_a_missing_manifest_fails(redshift_url):
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute('CREATE TEMP TABLE "stage-0" ("id" VARCHAR(10), "a b" BIGINT)')
+        with pytest.raises(redshift_connector.ProgrammingError, match="cannot read manifest"):
+            cur.execute(our_copy())
+        conn.rollback()
+
+
+def test_in_place_type_change_is_rejected_as_on_redshift(redshift_url):
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute('CREATE TEMP TABLE "t" ("a" BIGINT)')
+        with pytest.raises(redshift_connector.ProgrammingError, match="ALTER COLUMN TYPE"):
+            cur.execute('ALTER TABLE "t" ALTER COLUMN "a" TYPE VARCHAR(20)')
+        conn.rollback()
+
+
+def test_server_reports_a_redshift_version(redshift_url):
+    with _connect(redshift_url) as (conn, _):
+        assert (b"server_version", b"8.0.2") in conn.parameter_statuses
