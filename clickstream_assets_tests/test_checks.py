@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -10,24 +12,38 @@ from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
 
 from clickstream_assets import checks
 from clickstream_assets.check_defs import build_customer_checks, freshness_delay_from_env
+from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.definitions import build_resources
+from clickstream_assets.event_store import LocalEventStore
 from clickstream_assets.factory import PARTITION_FORMAT, build_customer_assets
 from clickstream_assets.pipeline import load_window
 from clickstream_assets.sample_events import write_sample_hour
+from clickstream_assets.warehouse import DuckDBWarehouse
 
 from .conftest import HOUR
 
 HOURS = [HOUR + timedelta(hours=i) for i in range(3)]
 
 
-@pytest.fixture
-def loaded(store, warehouse, customer):
-    """Three hours loaded one by one, then hours 2-3 reloaded as one window."""
+@pytest.fixture(scope="module")
+def loaded_file(tmp_path_factory) -> Path:
+    """Three hours loaded one by one, then hours 2-3 reloaded as one window (built once)."""
+    folder = tmp_path_factory.mktemp("checks")
+    store, warehouse = LocalEventStore(folder / "events"), DuckDBWarehouse(folder / "wh.duckdb")
+    customer = CustomerConfig(customer_id="acme", start=datetime(2026, 11, 1, tzinfo=timezone.utc))
     for hour in HOURS:
         write_sample_hour(store, "acme", "acme", hour, 30)
         load_window(store, warehouse, customer, hour, hour + timedelta(hours=1))
     load_window(store, warehouse, customer, HOURS[1], HOURS[2] + timedelta(hours=1))
-    return warehouse
+    return warehouse.path
+
+
+@pytest.fixture
+def loaded(loaded_file, tmp_path) -> DuckDBWarehouse:
+    """A private copy each test may tamper with."""
+    copy = tmp_path / "checked.duckdb"
+    shutil.copy(loaded_file, copy)
+    return DuckDBWarehouse(copy)
 
 
 def tamper(warehouse, sql: str) -> None:
