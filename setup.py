@@ -9,7 +9,8 @@ setup(
     description="Segment analytics.js clickstream events from S3 into per-customer warehouses, "
     "as Dagster assets.",
     packages=find_packages(exclude=["clickstream_assets_tests", "clickstream_assets_tests.*"]),
-    package_data={"clickstream_assets": ["example_config/*.yaml", "example_config/*.json"]},
+    package_data={"clickstream_assets": ["example_config/*.yaml", "example_config/*.json",
+                                        "config_api/*.graphql"]},
     python_requires=">=3.10",
     install_requires=[
         f"dagster=={DAGSTER}",

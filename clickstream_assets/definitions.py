@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from .check_defs import build_all_customer_checks
 from .config_api.selection import config_api_resources, config_api_sensors, customer_source
 from .customers import CustomerConfig
 from .factory import build_all_customer_assets
@@ -34,6 +35,7 @@ def build_definitions(settings: Settings | None = None,
     customers = load_customers(settings) if customers is None else customers
     return Definitions(
         assets=build_all_customer_assets(customers, settings.max_reject_share),
+        asset_checks=build_all_customer_checks(customers),
         resources=build_resources(settings),
         sensors=[build_arrival_sensor(customers), *config_api_sensors(settings, customers)],
     )

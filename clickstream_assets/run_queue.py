@@ -82,3 +82,15 @@ class ClickstreamRunCoordinator(QueuedRunCoordinator):
             self._instance.add_run_tags(run.run_id, add)
             context = SubmitRunContext(run.with_tags({**run.tags, **add}), context.workspace)
         return super().submit_run(context)
+
+
+def main() -> None:
+    """`python -m clickstream_assets.run_queue`: set pool limits on $DAGSTER_HOME's instance."""
+    with DagsterInstance.get() as instance:
+        apply_pool_limits(instance)
+        for pool, limit in DEFAULT_POOL_LIMITS.items():
+            print(f"pool {pool}: {limit} slots")
+
+
+if __name__ == "__main__":
+    main()

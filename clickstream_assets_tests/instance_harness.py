@@ -27,6 +27,7 @@ from dagster_graphql.client.query import (
 )
 from dagster_graphql.test.utils import execute_dagster_graphql
 
+from clickstream_assets.factory import TABLE_ASSETS
 from clickstream_assets.settings import Settings
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
@@ -39,19 +40,25 @@ TARGET = """\
 from dagster import Definitions, in_process_executor
 from clickstream_assets.definitions import build_definitions
 from clickstream_assets.settings import Settings
-{extra_imports}
-defs = Definitions.merge(build_definitions(Settings.from_env({env!r}){extra_args}),
-                         Definitions(executor=in_process_executor))
+{extra_code}
+defs = Definitions.merge(build_definitions(Settings.from_env({env!r})),
+                         Definitions(executor=in_process_executor){extra_defs})
 """
+
+
+def asset_keys(cid: str) -> list[list[str]]:
+    """Every asset of a customer (the warehouse multi-asset cannot be subset)."""
+    return [[cid, "raw_events"]] + [[cid, name] for name in TABLE_ASSETS]
 
 
 def deploy_config() -> dict:
     return yaml.safe_load(DEPLOY_YAML.read_text())
 
 
-def write_target(folder: Path, settings: Settings, extra_imports: str = "",
-                 extra_args: str = "") -> Path:
-    """A code location file building our definitions for these settings."""
+def write_target(folder: Path, settings: Settings, extra_code: str = "",
+                 extra_defs: str = "") -> Path:
+    """A code location file building our definitions for these settings; `extra_code` and
+    `extra_defs` (", Definitions(...)") add test-only definitions such as a sensor."""
     env = {
         "CLICKSTREAM_HOME": str(settings.home),
         "CLICKSTREAM_EVENTS_URL": settings.events_url,
@@ -59,7 +66,7 @@ def write_target(folder: Path, settings: Settings, extra_imports: str = "",
         "CLICKSTREAM_CUSTOMERS_FILE": str(settings.customers_file),
     }
     path = folder / "location.py"
-    path.write_text(TARGET.format(env=env, extra_imports=extra_imports, extra_args=extra_args))
+    path.write_text(TARGET.format(env=env, extra_code=extra_code, extra_defs=extra_defs))
     return path
 
 

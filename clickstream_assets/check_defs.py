@@ -1,0 +1,111 @@
+"""Dagster asset checks per customer, on the `<customer>/loads` asset (the load audit).
+
+Why here: the check logic lives in `checks.py` (no Dagster); this module only adapts outcomes.
+Reconciliation is blocking: downstream assets (models on these tables) must not build on a
+schema whose rows do not match its audit. Freshness fails at ERROR without blocking (late data
+is not wrong data). Schema drift is a warning and compares with its own previous evaluation.
+"""
+
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Mapping
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetChecksDefinition,
+    MetadataValue,
+    asset_check,
+)
+
+from . import checks
+from .customers import CustomerConfig
+from .factory import table_key
+from .resources import WarehouseResource
+
+LOADS_ASSET = "loads"
+FRESHNESS_ENV = "CLICKSTREAM_FRESHNESS_DELAY_MINUTES"
+
+
+def freshness_delay_from_env(env: Mapping[str, str] | None = None) -> timedelta:
+    env = os.environ if env is None else env
+    raw = env.get(FRESHNESS_ENV)
+    if raw is None:
+        return checks.DEFAULT_FRESHNESS_DELAY
+    try:
+        minutes = float(raw)
+    except ValueError:
+        raise ValueError(f"{FRESHNESS_ENV} must be a number of minutes, got {raw!r}")
+    if minutes < 0:
+        raise ValueError(f"{FRESHNESS_ENV} must not be negative, got {minutes}")
+    return timedelta(minutes=minutes)
+
+
+def _result(outcome: checks.CheckOutcome,
+            severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
+    metadata = {k: (MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
+                for k, v in outcome.metadata.items() if v is not None}
+    metadata["summary"] = outcome.description
+    return AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata,
+                            description=outcome.description)
+
+
+def previous_columns(context: AssetCheckExecutionContext,
+                     key: AssetCheckKey) -> dict[str, list[str]] | None:
+    """The column map the last evaluation of this check recorded, if any."""
+    history = context.instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
+    for record in history:
+        evaluation = record.event and record.event.dagster_event
+        data = evaluation and evaluation.event_specific_data
+        columns = getattr(data, "metadata", {}).get("columns") if data else None
+        if columns is not None:
+            return columns.value
+    return None
+
+
+def build_customer_checks(customer: CustomerConfig,
+                          delay: timedelta = checks.DEFAULT_FRESHNESS_DELAY
+                          ) -> list[AssetChecksDefinition]:
+    cid, schema = customer.customer_id, customer.warehouse_schema
+    loads = table_key(cid, LOADS_ASSET)
+
+    @asset_check(asset=loads, name="reconciliation", blocking=True,
+                 description="Audit counts balance and tables hold what the loads wrote.")
+    def reconciliation(warehouse: WarehouseResource) -> AssetCheckResult:
+        wh = warehouse.get_warehouse(customer)
+        try:
+            return _result(checks.reconcile(wh, schema))
+        finally:
+            wh.close()
+
+    @asset_check(asset=loads, name="freshness",
+                 description=f"The latest complete hour is loaded within {delay}.")
+    def freshness(warehouse: WarehouseResource) -> AssetCheckResult:
+        wh = warehouse.get_warehouse(customer)
+        try:
+            return _result(checks.freshness(wh, schema, datetime.now(timezone.utc),
+                                            customer.start, delay))
+        finally:
+            wh.close()
+
+    @asset_check(asset=loads, name="schema_drift",
+                 description="New tables or columns since the last check (warning).")
+    def schema_drift(context: AssetCheckExecutionContext,
+                     warehouse: WarehouseResource) -> AssetCheckResult:
+        wh = warehouse.get_warehouse(customer)
+        try:
+            columns = checks.current_columns(wh, schema)
+        finally:
+            wh.close()
+        previous = previous_columns(context, AssetCheckKey(loads, "schema_drift"))
+        return _result(checks.schema_drift(columns, previous), AssetCheckSeverity.WARN)
+
+    return [reconciliation, freshness, schema_drift]
+
+
+def build_all_customer_checks(customers: list[CustomerConfig],
+                              delay: timedelta | None = None) -> list[AssetChecksDefinition]:
+    delay = freshness_delay_from_env() if delay is None else delay
+    return [c for cust in customers if cust.enabled for c in build_customer_checks(cust, delay)]

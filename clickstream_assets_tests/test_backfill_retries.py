@@ -1,0 +1,100 @@
+"""Retries: transient failures are retried with backoff, others fail at once; a range run that
+fails midway is re-run and converges to the rows of a clean load."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import botocore.exceptions
+import duckdb
+import pytest
+from dagster import DagsterEventType, DagsterInstance, Failure, materialize
+
+from clickstream_assets.definitions import build_resources
+from clickstream_assets.factory import PARTITION_FORMAT, build_customer_assets
+from clickstream_assets.pipeline import RejectThresholdExceeded, load_window
+from clickstream_assets.retries import RETRY_POLICY, is_transient, retry_only_transient
+from clickstream_assets.sample_events import write_sample_hour
+from clickstream_assets.warehouse import DuckDBWarehouse
+
+from .conftest import HOUR
+from .test_backfill import table_rows
+
+HOURS = [HOUR + timedelta(hours=i) for i in range(3)]
+
+
+def client_error(code: str) -> botocore.exceptions.ClientError:
+    return botocore.exceptions.ClientError({"Error": {"Code": code, "Message": code}},
+                                           "ListObjectsV2")
+
+
+def caused_by(cause: BaseException) -> RuntimeError:
+    try:
+        raise RuntimeError("load failed") from cause
+    except RuntimeError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("exc, transient", [
+    (ConnectionResetError("reset by peer"), True),
+    (TimeoutError("timed out"), True),
+    (botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3"), True),
+    (client_error("SlowDown"), True),
+    (client_error("AccessDenied"), False),
+    (duckdb.IOException("Could not set lock on file"), True),
+    (duckdb.IOException("No such file or directory"), False),
+    (caused_by(ConnectionRefusedError("refused")), True),
+    (RejectThresholdExceeded("90% rejected"), False),
+    (ValueError("bad config"), False),
+])
+def test_transient_classification(exc, transient):
+    assert is_transient(exc) is transient
+
+
+def test_only_transient_errors_stay_retryable():
+    with pytest.raises(ConnectionResetError):
+        with retry_only_transient("listing"):
+            raise ConnectionResetError("reset")
+    with pytest.raises(Failure) as info:
+        with retry_only_transient("loading"):
+            raise ValueError("schema 'x' is reserved")
+    assert info.value.allow_retries is False
+    assert "loading: ValueError" in info.value.description
+
+
+def test_assets_carry_the_retry_policy(customer):
+    for assets_def in build_customer_assets(customer):
+        assert assets_def.op.retry_policy == RETRY_POLICY
+
+
+def step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list:
+    return [e for e in instance.all_logs(run_id) if e.dagster_event_type == kind]
+
+
+def test_run_failing_midway_reruns_and_converges(tmp_path, settings, store, customer):
+    for hour in HOURS:
+        write_sample_hour(store, "acme", "acme", hour, 40)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")  # the warehouse cannot be created: a hard failure
+    broken = type(settings)(**{**settings.__dict__,
+                               "warehouse_url": f"duckdb://{blocked / 'wh.duckdb'}"})
+    assets = build_customer_assets(customer)
+    tags = {"dagster/asset_partition_range_start": HOURS[0].strftime(PARTITION_FORMAT),
+            "dagster/asset_partition_range_end": HOURS[-1].strftime(PARTITION_FORMAT)}
+    instance = DagsterInstance.ephemeral()
+
+    failed = materialize(assets, instance=instance, resources=build_resources(broken), tags=tags,
+                         raise_on_error=False)
+    assert not failed.success
+    run_id = failed.run_id
+    assert len(step_events(instance, run_id, DagsterEventType.STEP_SUCCESS)) == 1  # raw_events
+    assert len(step_events(instance, run_id, DagsterEventType.STEP_FAILURE)) == 1
+    assert not step_events(instance, run_id, DagsterEventType.STEP_UP_FOR_RETRY)  # not transient
+
+    blocked.unlink()  # the cause is fixed; the same run is launched again
+    again = materialize(assets, instance=instance, resources=build_resources(broken), tags=tags)
+    assert again.success
+    clean = DuckDBWarehouse(tmp_path / "clean.duckdb")
+    load_window(store, clean, customer, HOURS[0], HOURS[-1] + timedelta(hours=1))
+    rerun = table_rows(DuckDBWarehouse(blocked / "wh.duckdb"), "acme")
+    assert rerun == table_rows(clean, "acme") and rerun["tracks"]
