@@ -102,7 +102,8 @@ def postgres_instance(dsn: str):
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     # psycopg2 explicitly: SQLAlchemy 2.1 maps postgresql:// to psycopg 3 (not installed).
-    url = f"{dsn.replace('postgresql://', 'postgresql+psycopg2://', 1)}?options=-csearch_path%3D{schema}"
+    driver_dsn = dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
+    url = f"{driver_dsn}?options=-csearch_path%3D{schema}"
     admin = psycopg2.connect(dsn)
     admin.autocommit = True
     admin.cursor().execute(f'CREATE SCHEMA "{schema}"')
