@@ -41,6 +41,7 @@ from .arrivals import (
 from .customers import CustomerConfig
 from .factory import PARTITION_FORMAT, TABLE_ASSETS, raw_events_key, table_key
 from .resources import EventStoreResource
+from .run_queue import customer_run_tags
 
 SENSOR_NAME = "clickstream_arrivals"
 STATUS_ENV = "CLICKSTREAM_ARRIVAL_SENSOR"
@@ -98,7 +99,7 @@ def customer_asset_keys(customer_id: str) -> list[AssetKey]:
 def run_request_for(hours: HourRange) -> RunRequest:
     first = hours.first.strftime(PARTITION_FORMAT)
     last = hours.last.strftime(PARTITION_FORMAT)
-    tags = {"customer": hours.customer_id, "clickstream/trigger": "arrival"}
+    tags = customer_run_tags(hours.customer_id, "sensor")
     keys = customer_asset_keys(hours.customer_id)
     if first == last:
         return RunRequest(run_key=hours.run_key, asset_selection=keys, partition_key=first,

@@ -11,6 +11,7 @@ from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 from clickstream_assets.arrivals import ArrivalCursor, lister_for
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.factory import build_all_customer_assets
+from clickstream_assets.run_queue import CUSTOMER_TAG, TRIGGER_TAG
 from clickstream_assets.resources import EventStoreResource, WarehouseResource
 from clickstream_assets.sensors import (
     RANGE_END_TAG,
@@ -83,11 +84,12 @@ def test_first_tick_requests_each_customer_range_then_nothing(h):
         h.put("acme", HOUR - timedelta(hours=age), "a.json")
     h.put("gx", HOUR, "a.json.gz", event_body("gx", HOUR, gz=True))
     requests, _ = h.tick()
-    got = sorted((r.tags["customer"], hours_of(r)) for r in requests)
+    got = sorted((r.tags[CUSTOMER_TAG], hours_of(r)) for r in requests)
     assert got == [("acme", ("2026-11-20-07:00", "2026-11-20-08:00")),
                    ("acme", ("2026-11-20-10:00", "2026-11-20-10:00")),
                    ("globex", ("2026-11-20-10:00", "2026-11-20-10:00"))]
-    globex = next(r for r in requests if r.tags["customer"] == "globex")
+    assert {r.tags[TRIGGER_TAG] for r in requests} == {"sensor"}
+    globex = next(r for r in requests if r.tags[CUSTOMER_TAG] == "globex")
     assert {k.path[0] for k in globex.asset_selection} == {"globex"}
     assert len(globex.asset_selection) == 12  # raw_events + the table multi-asset
     # each request resolved to the implicit asset job of its customer's partitions
@@ -171,7 +173,7 @@ def test_customer_disabled_between_ticks_is_skipped(h):
     h.put("gx", HOUR, "b.json")
     h.put("acme", HOUR, "b.json")
     requests, _ = h.tick()
-    assert [r.tags["customer"] for r in requests] == ["acme"]
+    assert [r.tags[CUSTOMER_TAG] for r in requests] == ["acme"]
     assert h.tick()[0] == []
 
 
