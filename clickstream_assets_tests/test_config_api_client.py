@@ -95,6 +95,17 @@ def test_breaker_half_opens_and_closes_when_the_api_recovers(api, tmp_path):
     assert c._breaker.current_state == "closed"
 
 
+def test_a_call_waits_out_the_open_breaker_and_succeeds_when_the_api_recovers(api, tmp_path):
+    server, url = api
+    server.state.faults = [Fault(status=500,
+                                 end=time.time() - server.state.stats.started + 0.5)]
+    c = client(url, tmp_path, cache_dir=None, breaker_fail_max=2, breaker_reset_seconds=1.0,
+               max_attempts=30, max_retry_seconds=20)
+    assert len(c.fetch_customer_nodes()) == 3
+    s = stats(server)
+    assert s["by_status"]["200"] == 1 and s["requests"] <= 4  # 2 failures, probes, success
+
+
 def test_stale_if_error_within_max_staleness_then_a_clear_error(api, tmp_path):
     server, url = api
     c = client(url, tmp_path, ttl_seconds=0.2, max_stale_seconds=1.0, max_attempts=2)
