@@ -82,6 +82,30 @@ def test_breaker_opens_after_failures_and_stops_calling(api, tmp_path):
     assert stats(server)["requests"] == 2
 
 
+def test_breaker_state_is_shared_through_redis(api, tmp_path):
+    import uuid
+
+    import redis
+
+    server, url = api
+    server.state.faults = [Fault(status=500)]
+    namespace = f"test_config_api_breaker_{uuid.uuid4().hex[:12]}"
+    breaker_url = f"redis://127.0.0.1:6379/0#{namespace}"
+    try:
+        first = client(url, tmp_path, cache_dir=None, breaker_url=breaker_url,
+                       breaker_fail_max=2, breaker_reset_seconds=60, max_attempts=2)
+        with pytest.raises(pybreaker.CircuitBreakerError):
+            first.fetch_customer_nodes()
+        second = client(url, tmp_path / "elsewhere", cache_dir=None, breaker_url=breaker_url,
+                        breaker_fail_max=2, max_attempts=1)  # as on another machine
+        with pytest.raises(pybreaker.CircuitBreakerError):
+            second.fetch_customer_nodes()
+        assert stats(server)["requests"] == 2
+    finally:
+        r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        r.delete(*r.keys(f"pybreaker:{namespace}:*") or ["-"])
+
+
 def test_breaker_half_opens_and_closes_when_the_api_recovers(api, tmp_path):
     server, url = api
     server.state.faults = [Fault(status=500)]
@@ -93,6 +117,17 @@ def test_breaker_half_opens_and_closes_when_the_api_recovers(api, tmp_path):
     time.sleep(0.6)
     assert len(c.fetch_customer_nodes()) == 3
     assert c._breaker.current_state == "closed"
+
+
+def test_a_call_waits_out_the_open_breaker_and_succeeds_when_the_api_recovers(api, tmp_path):
+    server, url = api
+    server.state.faults = [Fault(status=500,
+                                 end=time.time() - server.state.stats.started + 0.5)]
+    c = client(url, tmp_path, cache_dir=None, breaker_fail_max=2, breaker_reset_seconds=1.0,
+               max_attempts=30, max_retry_seconds=20)
+    assert len(c.fetch_customer_nodes()) == 3
+    s = stats(server)
+    assert s["by_status"]["200"] == 1 and s["requests"] <= 4  # 2 failures, probes, success
 
 
 def test_stale_if_error_within_max_staleness_then_a_clear_error(api, tmp_path):

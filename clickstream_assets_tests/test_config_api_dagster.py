@@ -3,12 +3,14 @@ per process, and the secret appears in no event, metadata or log line."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from dagster import DagsterInstance, materialize
 
 from clickstream_assets.config_api.resource import (
     ConfigApiResource,
     ConfigApiWarehouseResource,
+    WarehouseLoginError,
     with_login,
 )
 from clickstream_assets.config_api.server import serve_in_thread
@@ -16,6 +18,7 @@ from clickstream_assets.config_api.source import ConfigApiCustomerSource
 from clickstream_assets.factory import build_customer_assets
 from clickstream_assets.resources import EventStoreResource
 from clickstream_assets.sample_events import write_sample_hour
+from clickstream_assets.warehouse.base import WAREHOUSE_FACTORIES
 
 from .config_api_helpers import SECRET, stats
 from .conftest import HOUR
@@ -25,6 +28,28 @@ def test_with_login_puts_credentials_in_the_url_except_for_duckdb():
     assert with_login("redshift://h:5439/dev", "u", "p@ss/") == "redshift://u:p%40ss%2F@h:5439/dev"
     assert with_login("duckdb:///tmp/x.duckdb", "u", "p") == "duckdb:///tmp/x.duckdb"
     assert with_login("redshift://old@h/dev", None, None) == "redshift://old@h/dev"
+
+
+def test_a_driver_error_that_echoes_the_url_is_redacted(tmp_path, monkeypatch):
+    def leaky_driver(url):
+        raise ConnectionError(f"could not connect to {url}")
+
+    monkeypatch.setitem(WAREHOUSE_FACTORIES, "leaky", leaky_driver)  # removed after the test
+    api_file = tmp_path / "api.yaml"
+    api_file.write_text(yaml.safe_dump({"customers": [{
+        "customer_id": "acme", "start": "2026-11-01T00:00:00Z",
+        "warehouse": {"url": "leaky://wh:5439/dev", "user": "loader", "password": SECRET}}]}))
+    server, url = serve_in_thread(api_file)
+    try:
+        api = ConfigApiResource(url=url, state_dir=str(tmp_path / "state"))
+        [customer] = ConfigApiCustomerSource(api.get_client()).list_customers()
+        resource = ConfigApiWarehouseResource(url="duckdb:///unused.duckdb", config_api=api)
+        with pytest.raises(WarehouseLoginError) as failure:
+            resource.get_warehouse(customer)
+    finally:
+        server.shutdown()
+    assert "could not connect to leaky://loader:***@wh:5439/dev" in str(failure.value)
+    assert SECRET not in str(failure.value) and failure.value.__cause__ is None
 
 
 def test_a_run_resolves_the_login_at_use_time_and_never_records_it(tmp_path, store):

@@ -93,7 +93,8 @@ class CircuitFileStorage(pybreaker.CircuitBreakerStorage):
 
 
 def breaker_storage(url: str) -> pybreaker.CircuitBreakerStorage:
-    """`file:///path/breaker.json` or `redis://host:6379/0`."""
+    """`file:///path/breaker.json` or `redis://host:6379/0[#namespace]`."""
+    url, _, namespace = url.partition("#")
     scheme = urlparse(url).scheme
     if scheme == "file":
         return CircuitFileStorage(Path(url[len("file://"):]))
@@ -101,7 +102,7 @@ def breaker_storage(url: str) -> pybreaker.CircuitBreakerStorage:
         from redis import Redis  # noqa: PLC0415
 
         return pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, Redis.from_url(url),
-                                             namespace=BREAKER_NAME)
+                                             namespace=namespace or BREAKER_NAME)
     raise ValueError(f"config API breaker URL must be file:// or redis://, got {scheme!r}")
 
 

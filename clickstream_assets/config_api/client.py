@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pybreaker
@@ -25,7 +25,7 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -76,7 +76,7 @@ class ClientOptions:
     ttl_seconds: float = 300.0
     max_stale_seconds: float = 86400.0
     max_retry_seconds: float = 180.0
-    max_attempts: int = 12
+    max_attempts: int = 30  # the time budget is the real limit; this caps a tight loop
     backoff_seconds: float = 0.5  # exponential backoff multiplier (full jitter)
     stale_retry_seconds: float = 5.0  # retry budget of a refresh that has a stale fallback
 
@@ -94,20 +94,36 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class _WaitRetryAfter(wait_random_exponential):
-    """Full-jitter exponential backoff, but never sooner than the server's Retry-After."""
+    """Full-jitter exponential backoff, but never sooner than the server's Retry-After, and
+    while the shared breaker is open, not before it lets a probe through: a rejected
+    attempt costs no request, so spinning on it would only burn the retry budget."""
+
+    def __init__(self, breaker: pybreaker.CircuitBreaker | None, **kwargs):
+        super().__init__(**kwargs)
+        self.breaker = breaker
 
     def __call__(self, retry_state: RetryCallState) -> float:
         backoff = super().__call__(retry_state)
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         hint = getattr(exc, "retry_after", None) or 0.0
+        if isinstance(exc, pybreaker.CircuitBreakerError) and self.breaker is not None:
+            hint = max(hint, breaker_open_for(self.breaker))
         return max(backoff, hint + backoff * 0.25)
+
+
+def breaker_open_for(breaker: pybreaker.CircuitBreaker) -> float:
+    """Seconds until an open breaker lets a probe through (0 when not open)."""
+    opened_at = breaker._state_storage.opened_at  # noqa: SLF001 - pybreaker has no public getter
+    if breaker.current_state != pybreaker.STATE_OPEN or opened_at is None:
+        return 0.0
+    elapsed = (datetime.now(timezone.utc) - opened_at).total_seconds()
+    return max(0.0, breaker.reset_timeout - elapsed)
 
 
 class ConfigApiClient:
     def __init__(self, options: ClientOptions):
         self.options = options
         self._session = requests.Session()
-        self._local = threading.local()
         o = options
         self._limiter = shared_limiter(o.limiter_url, o.rate_per_second) if o.limiter_url else None
         self._breaker = (shared_breaker(o.breaker_url, o.breaker_fail_max, o.breaker_reset_seconds,
@@ -157,9 +173,9 @@ class ConfigApiClient:
         deadline = time.monotonic() + budget
         retrying = Retrying(
             retry=retry_if_exception_type((ApiUnavailable, pybreaker.CircuitBreakerError)),
-            wait=_WaitRetryAfter(multiplier=o.backoff_seconds,
+            wait=_WaitRetryAfter(self._breaker, multiplier=o.backoff_seconds,
                                  max=min(30.0, o.breaker_reset_seconds)),
-            stop=stop_after_delay(budget) | stop_after_attempt(o.max_attempts),
+            stop=stop_before_delay(budget) | stop_after_attempt(o.max_attempts),
             reraise=True,
             before_sleep=lambda s: log.info("config API %s: %s; retry %d", operation,
                                             s.outcome.exception(), s.attempt_number),

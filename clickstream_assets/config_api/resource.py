@@ -97,4 +97,21 @@ class ConfigApiWarehouseResource(WarehouseResource):
         creds = self.config_api.get_client().warehouse_credentials(customer.customer_id)
         if creds is None:
             return super().get_warehouse(customer)
-        return warehouse_from_url(with_login(creds.url, creds.user, creds.password))
+        try:
+            return warehouse_from_url(with_login(creds.url, creds.user, creds.password))
+        except Exception as exc:  # noqa: BLE001 - a driver may echo the URL: redact, re-raise
+            raise WarehouseLoginError(
+                f"customer {customer.customer_id}: cannot open warehouse {creds}: "
+                f"{type(exc).__name__}: {redact(str(exc), creds.password)}") from None
+
+
+class WarehouseLoginError(RuntimeError):
+    """Opening a warehouse with an API-held login failed (message without the secret)."""
+
+
+def redact(text: str, secret: str | None) -> str:
+    if not secret:
+        return text
+    for form in {secret, quote(secret, safe="")}:
+        text = text.replace(form, "***")
+    return text
