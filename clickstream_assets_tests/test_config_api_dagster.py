@@ -11,28 +11,35 @@ from clickstream_assets.config_api.resource import (
     ConfigApiResource,
     ConfigApiWarehouseResource,
     WarehouseLoginError,
-    with_login,
+    with_user,
 )
 from clickstream_assets.config_api.server import serve_in_thread
 from clickstream_assets.config_api.source import ConfigApiCustomerSource
 from clickstream_assets.factory import build_customer_assets
 from clickstream_assets.resources import EventStoreResource
 from clickstream_assets.sample_events import write_sample_hour
-from clickstream_assets.warehouse.base import WAREHOUSE_FACTORIES
+from clickstream_assets.warehouse.base import WAREHOUSE_FACTORIES, warehouse_from_url
 
 from .config_api_helpers import SECRET, stats
 from .conftest import HOUR
 
 
-def test_with_login_puts_credentials_in_the_url_except_for_duckdb():
-    assert with_login("redshift://h:5439/dev", "u", "p@ss/") == "redshift://u:p%40ss%2F@h:5439/dev"
-    assert with_login("duckdb:///tmp/x.duckdb", "u", "p") == "duckdb:///tmp/x.duckdb"
-    assert with_login("redshift://old@h/dev", None, None) == "redshift://old@h/dev"
+def test_with_user_puts_only_the_user_in_the_url_except_for_duckdb():
+    assert with_user("redshift://h:5439/dev", "u@x") == "redshift://u%40x@h:5439/dev"
+    assert with_user("duckdb:///tmp/x.duckdb", "u") == "duckdb:///tmp/x.duckdb"
+    assert with_user("redshift://old@h/dev", None) == "redshift://old@h/dev"
+
+
+def test_an_api_login_reaches_redshift_in_memory_not_in_the_url():
+    wh = warehouse_from_url("redshift://loader@wh:5439/dev?iam_role=arn:aws:iam::1:role/r"
+                            "&staging=s3://bucket/stage", password=SECRET)
+    assert wh._password() == SECRET
+    assert SECRET not in wh.description and "loader@wh" in wh.description
 
 
 def test_a_driver_error_that_echoes_the_url_is_redacted(tmp_path, monkeypatch):
-    def leaky_driver(url):
-        raise ConnectionError(f"could not connect to {url}")
+    def leaky_driver(url, password=None):
+        raise ConnectionError(f"could not connect to {url} as {password}")
 
     monkeypatch.setitem(WAREHOUSE_FACTORIES, "leaky", leaky_driver)  # removed after the test
     api_file = tmp_path / "api.yaml"
@@ -48,7 +55,7 @@ def test_a_driver_error_that_echoes_the_url_is_redacted(tmp_path, monkeypatch):
             resource.get_warehouse(customer)
     finally:
         server.shutdown()
-    assert "could not connect to leaky://loader:***@wh:5439/dev" in str(failure.value)
+    assert "could not connect to leaky://loader@wh:5439/dev as ***" in str(failure.value)
     assert SECRET not in str(failure.value) and failure.value.__cause__ is None
 
 

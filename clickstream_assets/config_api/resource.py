@@ -74,14 +74,14 @@ def _client_for(options: ClientOptions) -> ConfigApiClient:
     return _CLIENTS[options]
 
 
-def with_login(url: str, user: str | None, password: str | None) -> str:
-    """`scheme://host/db` + login -> `scheme://user:password@host/db` (DuckDB: unchanged)."""
+def with_user(url: str, user: str | None) -> str:
+    """`scheme://host/db` + user -> `scheme://user@host/db` (DuckDB: unchanged). The password
+    never goes into a URL: `warehouse_from_url` takes it in memory."""
     parts = urlsplit(url)
     if parts.scheme == "duckdb" or not user:
         return url
-    login = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host}"))
 
 
 class ConfigApiWarehouseResource(WarehouseResource):
@@ -98,7 +98,8 @@ class ConfigApiWarehouseResource(WarehouseResource):
         if creds is None:
             return super().get_warehouse(customer)
         try:
-            return warehouse_from_url(with_login(creds.url, creds.user, creds.password))
+            return warehouse_from_url(with_user(creds.url, creds.user),
+                                      password=creds.password or None)
         except Exception as exc:  # noqa: BLE001 - a driver may echo the URL: redact, re-raise
             raise WarehouseLoginError(
                 f"customer {customer.customer_id}: cannot open warehouse {creds}: "

@@ -93,10 +93,13 @@ def register_warehouse(scheme: str, factory: Callable[[str], Warehouse]) -> None
     WAREHOUSE_FACTORIES[scheme] = factory
 
 
-def warehouse_from_url(url: str) -> Warehouse:
-    """`duckdb:///path/to/file.duckdb` (embedded default) or another registered scheme."""
+def warehouse_from_url(url: str, password: str | None = None) -> Warehouse:
+    """`duckdb:///path/to/file.duckdb` (embedded default) or another registered scheme.
+    `password` (e.g. a login resolved from the config API) is handed over in memory, never
+    through the URL, so it cannot reach a description, metadata or a logged URL."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in WAREHOUSE_FACTORIES:
         known = ", ".join(sorted(f"{s}://" for s in WAREHOUSE_FACTORIES))
         raise ValueError(f"unsupported warehouse URL scheme {scheme!r}; expected one of: {known}")
-    return WAREHOUSE_FACTORIES[scheme](url)
+    factory = WAREHOUSE_FACTORIES[scheme]
+    return factory(url) if password is None else factory(url, password=password)

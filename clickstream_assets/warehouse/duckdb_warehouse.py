@@ -72,7 +72,8 @@ class DuckDBWarehouse(Warehouse):
         self.max_columns = max_columns
 
     @classmethod
-    def from_url(cls, url: str) -> "DuckDBWarehouse":
+    def from_url(cls, url: str, password: str | None = None) -> "DuckDBWarehouse":
+        """A file has no login: a password (from a config API entry) is ignored."""
         path = url.split("://", 1)[1]  # duckdb:///abs/file or duckdb://relative/file
         if not path:
             raise ValueError("duckdb URL needs a file path: duckdb:///path/to/warehouse.duckdb")

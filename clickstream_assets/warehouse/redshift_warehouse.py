@@ -122,13 +122,14 @@ def _sql_string(value: str) -> str:
 
 
 class RedshiftWarehouse(Warehouse):
-    def __init__(self, settings: RedshiftSettings, s3_client=None):
+    def __init__(self, settings: RedshiftSettings, s3_client=None, password: str | None = None):
         self.settings = settings
+        self._given_password = password  # in memory only (a login from the config API)
         self.staging = S3Staging(settings.staging, settings.endpoint_url, client=s3_client)
 
     @classmethod
-    def from_url(cls, url: str) -> "RedshiftWarehouse":
-        return cls(RedshiftSettings.from_url(url))
+    def from_url(cls, url: str, password: str | None = None) -> "RedshiftWarehouse":
+        return cls(RedshiftSettings.from_url(url), password=password)
 
     @property
     def description(self) -> str:
@@ -136,7 +137,7 @@ class RedshiftWarehouse(Warehouse):
 
     # -- connections -----------------------------------------------------------------------
     def _password(self) -> str:
-        password = os.environ.get(self.settings.password_env)
+        password = self._given_password or os.environ.get(self.settings.password_env)
         if not password:
             raise ValueError(f"set the Redshift password in the environment variable "
                              f"{self.settings.password_env}")
@@ -378,7 +379,7 @@ class RedshiftWarehouse(Warehouse):
 
     def _keep_failed(self, run_prefix: str, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"
-        password = os.environ.get(self.settings.password_env)
+        password = self._given_password or os.environ.get(self.settings.password_env)
         if password:
             reason = reason.replace(password, "***")
         try:
