@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
 
+from ..naming import qualified
 from ..normalize import LoadCounts, NormalizedBatch, combine_batches
 
 # Column types, widening and the column limit live in schema_rules (shared with the normalizer).
@@ -70,8 +71,14 @@ class Warehouse(ABC):
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         """(column, logical type) in table order."""
 
-    @abstractmethod
-    def row_counts(self, schema: str) -> dict[str, int]: ...
+    def row_counts(self, schema: str) -> dict[str, int]:
+        """Rows per table of the schema, in one statement."""
+        tables = self.tables(schema)
+        if not tables:
+            return {}
+        union = " UNION ALL ".join(
+            f"SELECT {i}, count(*) FROM {qualified(schema, t)}" for i, t in enumerate(tables))
+        return {tables[i]: n for i, n in self.query(union)}
 
     @abstractmethod
     def query(self, sql: str, params: list | None = None) -> list[tuple]:

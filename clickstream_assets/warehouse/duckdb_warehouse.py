@@ -145,14 +145,6 @@ class DuckDBWarehouse(Warehouse):
             [schema, table])
         return [(name, FROM_SQL.get(typ, "string")) for name, typ in rows]
 
-    def row_counts(self, schema: str) -> dict[str, int]:
-        tables = self.tables(schema)
-        if not tables:
-            return {}
-        union = " UNION ALL ".join(
-            f"SELECT {i}, count(*) FROM {qualified(schema, t)}" for i, t in enumerate(tables))
-        return {tables[i]: n for i, n in self.query(union)}
-
     def column_budget(self, schema: str, tables: Iterable[str] | None = None) -> ColumnBudget:
         """One query for the whole schema: a connection per table costs ~50 ms each, which
         dominated small hourly loads."""

@@ -189,14 +189,6 @@ class RedshiftWarehouse(Warehouse):
             "ORDER BY ordinal_position", [schema, table])
         return [(name, from_information_schema(typ, n).logical) for name, typ, n in rows]
 
-    def row_counts(self, schema: str) -> dict[str, int]:
-        tables = self.tables(schema)
-        if not tables:
-            return {}
-        union = " UNION ALL ".join(
-            f"SELECT {i}, count(*) FROM {qualified(schema, t)}" for i, t in enumerate(tables))
-        return {tables[i]: n for i, n in self.query(union)}
-
     # -- load ------------------------------------------------------------------------------
     def load(self, schema: str, window_start: datetime, window_end: datetime,
              batch: NormalizedBatch, files: list[str] | None = None) -> LoadResult:
