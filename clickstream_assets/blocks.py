@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterable, Iterator
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.json as pj
@@ -101,8 +102,8 @@ def parse_block(first_line: int, data: bytes) -> ParsedBlock:
         # Arrow skips blank lines: a row per line means none, and row i is line first + i.
         if table is not None and table.num_rows == n_lines:
             block.read = n_lines
-            block.parts.append(Part(table, pa.array(range(first_line, first_line + n_lines),
-                                                    pa.int64())))
+            block.parts.append(Part(table, pa.array(np.arange(first_line, first_line + n_lines,
+                                                              dtype=np.int64))))
             return block
     _parse_lines(block)
     return block
