@@ -9,7 +9,6 @@ parsed again, split in halves until each part parses, so one bad line never cost
 from __future__ import annotations
 
 import gzip
-import io
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterable, Iterator
 
@@ -32,18 +31,28 @@ class Part:
 @dataclass
 class ParsedBlock:
     first_line: int
-    body: bytes  # the block without its final newline
+    data: bytes  # the block's bytes (its final newline included, if it has one)
     parts: list[Part] = field(default_factory=list)
     rejects: list[tuple[int, str, bytes]] = field(default_factory=list)  # (line, reason, raw)
     read: int = 0  # non-empty lines
     empty: int = 0
+    longest_line: int = 0  # bytes: bounds the length of any value parsed from the block
     _split: list[bytes] | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The block without its final newline (a copy: only the slow path needs it)."""
+        return self.data[:-1] if self.data.endswith(b"\n") else self.data
 
     def line(self, lineno: int) -> bytes:
         """The raw text of one line of this block (split lazily: only rejects need it)."""
         if self._split is None:
             self._split = self.body.split(b"\n")
         return self._split[lineno - self.first_line].rstrip(b"\r")
+
+    def may_hold_nul(self) -> bool:
+        """Whether a JSON string here may hold NUL (`\\u0000`): only if any escape does."""
+        return self.data.find(b"\\") >= 0 and b"\\u0000" in self.data
 
 
 def open_stream(raw: BinaryIO, name: str) -> BinaryIO:
@@ -87,14 +96,23 @@ def blocks_from_lines(lines: Iterable[bytes], block_bytes: int = BLOCK_BYTES
 
 def _read(data: bytes) -> pa.Table:
     opts = pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
-    return pj.read_json(io.BytesIO(data), read_options=opts)
+    return pj.read_json(pa.BufferReader(data), read_options=opts)
+
+
+def _line_stats(data: bytes) -> tuple[int, int]:
+    """(lines, longest line in bytes), in one vectorized pass over the block."""
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    if not len(ends):
+        return 0, 0
+    return len(ends), int(np.diff(ends, prepend=-1).max())
 
 
 def parse_block(first_line: int, data: bytes) -> ParsedBlock:
-    body = data[:-1] if data.endswith(b"\n") else data
-    block = ParsedBlock(first_line=first_line, body=body)
-    n_lines = body.count(b"\n") + 1
-    if body.strip():
+    block = ParsedBlock(first_line=first_line, data=data)
+    n_lines, block.longest_line = _line_stats(data)
+    if data and not data.isspace():
         try:
             table = _read(data)
         except pa.ArrowInvalid:
