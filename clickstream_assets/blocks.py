@@ -8,7 +8,6 @@ parsed again, split in halves until each part parses, so one bad line never cost
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterable, Iterator
 
@@ -16,6 +15,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.json as pj
+from isal import igzip
 
 BLOCK_BYTES = 16 << 20  # ~16k events of ~1 KB: memory is bounded by this, not by file size
 
@@ -36,6 +36,7 @@ class ParsedBlock:
     rejects: list[tuple[int, str, bytes]] = field(default_factory=list)  # (line, reason, raw)
     read: int = 0  # non-empty lines
     empty: int = 0
+    lines: int = 0  # lines in the block: the next block starts at first_line + lines
     longest_line: int = 0  # bytes: bounds the length of any value parsed from the block
     _split: list[bytes] | None = None
 
@@ -56,42 +57,47 @@ class ParsedBlock:
 
 
 def open_stream(raw: BinaryIO, name: str) -> BinaryIO:
-    """The decompressed byte stream of a stored file (gzip by name)."""
-    return gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
+    """The decompressed byte stream of a stored file (gzip by name). ISA-L's gzip reader
+    (python-isal) inflates ~3x faster than the zlib one for the same format."""
+    return igzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
 
 
-def iter_raw_blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES
-                    ) -> Iterator[tuple[int, bytes]]:
-    """(first line number, bytes) blocks cut at newlines; the last may lack one."""
-    first, carry = 1, b""
+def iter_raw_blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Blocks of about `block_bytes` cut at newlines (the last may lack one). A block is
+    completed with `readline` where the stream has it: one copy of the block, not two."""
+    readline, carry = getattr(stream, "readline", None), b""
     while True:
         data = stream.read(block_bytes)
         if not data:
             if carry:
-                yield first, carry
+                yield carry
             return
-        data = carry + data if carry else data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
-        block, carry = data[: cut + 1], data[cut + 1:]
-        yield first, block
-        first += block.count(b"\n")
+        if carry:
+            data, carry = carry + data, b""
+        if data.endswith(b"\n"):
+            yield data
+        elif readline is not None:
+            yield data + readline()
+        else:
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            data, carry = data[: cut + 1], data[cut + 1:]
+            yield data
 
 
-def blocks_from_lines(lines: Iterable[bytes], block_bytes: int = BLOCK_BYTES
-                      ) -> Iterator[tuple[int, bytes]]:
+def blocks_from_lines(lines: Iterable[bytes], block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
     """The same blocks from an iterable of lines (newline stripped)."""
-    first, buf, size = 1, [], 0
+    buf, size = [], 0
     for line in lines:
         buf.append(line)
         size += len(line) + 1
         if size >= block_bytes:
-            yield first, b"\n".join(buf) + b"\n"
-            first, buf, size = first + len(buf), [], 0
+            yield b"\n".join(buf) + b"\n"
+            buf, size = [], 0
     if buf:
-        yield first, b"\n".join(buf) + b"\n"
+        yield b"\n".join(buf) + b"\n"
 
 
 def _read(data: bytes) -> pa.Table:
@@ -112,6 +118,7 @@ def _line_stats(data: bytes) -> tuple[int, int]:
 def parse_block(first_line: int, data: bytes) -> ParsedBlock:
     block = ParsedBlock(first_line=first_line, data=data)
     n_lines, block.longest_line = _line_stats(data)
+    block.lines = n_lines
     if data and not data.isspace():
         try:
             table = _read(data)

@@ -177,8 +177,11 @@ class Normalizer:
         yield NormalizedBatch({}, file_counts)
         blocks = (iter_raw_blocks(data, self.block_bytes) if hasattr(data, "read")
                   else blocks_from_lines(data, self.block_bytes))
-        for first, raw in blocks:
-            batch = self._block(source, partition_hour, parse_block(first, raw))
+        first = 1
+        for raw in blocks:
+            block = parse_block(first, raw)
+            first += block.lines
+            batch = self._block(source, partition_hour, block)
             self.counts.add(batch.counts)
             self.renames.update(batch.renames)
             yield batch
