@@ -5,6 +5,7 @@
 Writes a reproducible corpus (seeded analytics.js events, ~1 KB each, gzipped hourly files),
 then runs each measurement in a fresh process (so peak RSS is that measurement's own):
   ours/normalize   Normalizer over every file, chunks discarded (streaming)
+  ours/serial      the same on one thread (no next block parsed ahead in a worker)
   ours/duckdb      pipeline.load_window into a fresh DuckDB file
   naive/normalize  json.loads + per-event dict flattening into pandas DataFrames per table
   naive/duckdb     the same, then each DataFrame inserted into DuckDB
@@ -59,12 +60,12 @@ def _window(root: Path, hours: int):
     return store, list_window(store, _customer(), HOUR0, HOUR0 + timedelta(hours=hours))
 
 
-def ours_normalize(root: Path, hours: int, _db: Path) -> int:
+def ours_normalize(root: Path, hours: int, _db: Path, prefetch: bool = True) -> int:
     from clickstream_assets.normalize import Normalizer
     from clickstream_assets.pipeline import iter_window_chunks
 
     store, window = _window(root, hours)
-    normalizer = Normalizer(_customer())
+    normalizer = Normalizer(_customer(), prefetch=prefetch)
     for _ in iter_window_chunks(store, window, normalizer):
         pass
     assert normalizer.counts.balanced()
@@ -181,7 +182,13 @@ def ours_stages(root: Path, hours: int, db: Path) -> int:
     return sum(c.counts.read for c in chunks)
 
 
-MODES = {"ours/normalize": ours_normalize, "ours/duckdb": ours_duckdb,
+def ours_normalize_serial(root: Path, hours: int, db: Path) -> int:
+    """Ours on one thread: no block read and parsed ahead in a worker."""
+    return ours_normalize(root, hours, db, prefetch=False)
+
+
+MODES = {"ours/normalize": ours_normalize, "ours/serial": ours_normalize_serial,
+         "ours/duckdb": ours_duckdb,
          "naive/normalize": naive_normalize, "naive/duckdb": naive_duckdb,
          "ours/stages": ours_stages}
 

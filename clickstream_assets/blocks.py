@@ -8,8 +8,9 @@ parsed again, split in halves until each part parses, so one bad line never cost
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator, TypeVar
 
 import numpy as np
 import orjson
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 from isal import igzip
 
+T = TypeVar("T")
 BLOCK_BYTES = 16 << 20  # ~16k events of ~1 KB: memory is bounded by this, not by file size
 
 
@@ -98,6 +100,33 @@ def blocks_from_lines(lines: Iterable[bytes], block_bytes: int = BLOCK_BYTES) ->
             buf, size = [], 0
     if buf:
         yield b"\n".join(buf) + b"\n"
+
+
+def parse_blocks(raw_blocks: Iterable[bytes]) -> Iterator[ParsedBlock]:
+    """Parse blocks in order, numbering their lines across the file."""
+    first = 1
+    for raw in raw_blocks:
+        block = parse_block(first, raw)
+        first += block.lines
+        yield block
+
+
+def prefetched(items: Iterator[T]) -> Iterator[T]:
+    """The same items, the next one produced in a worker thread while the caller works on
+    the current one. Decompressing and Arrow's JSON parse release the GIL, so reading and
+    parsing block n+1 overlaps normalizing block n on a second core; at most two blocks are
+    in flight. The worker is the only thread that advances `items`."""
+    done = object()
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="clickstream-parse") as pool:
+            future = pool.submit(next, items, done)
+            while (item := future.result()) is not done:
+                future = pool.submit(next, items, done)
+                yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def _read(data: bytes) -> pa.Table:

@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import blocks
-from .blocks import ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, parse_block
+from .blocks import (ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, parse_blocks,
+                     prefetched)
 from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_collisions,
                       timestamps)
 from .customers import CustomerConfig
@@ -157,11 +158,12 @@ class Normalizer:
 
     def __init__(self, customer: CustomerConfig | None = None, loaded_at: datetime | None = None,
                  max_varchar_bytes: int = DEFAULT_MAX_VARCHAR_BYTES,
-                 block_bytes: int | None = None):
+                 block_bytes: int | None = None, prefetch: bool = True):
         self.customer = customer
         self.loaded_at = loaded_at or datetime.now(timezone.utc)
         self.max_varchar_bytes = max_varchar_bytes
         self.block_bytes = block_bytes or blocks.BLOCK_BYTES
+        self.prefetch = prefetch  # read + parse the next block in a worker thread
         self.counts = LoadCounts()
         self.renames: dict[str, str] = {}
         self._seen: set[str] = set()
@@ -177,10 +179,8 @@ class Normalizer:
         yield NormalizedBatch({}, file_counts)
         blocks = (iter_raw_blocks(data, self.block_bytes) if hasattr(data, "read")
                   else blocks_from_lines(data, self.block_bytes))
-        first = 1
-        for raw in blocks:
-            block = parse_block(first, raw)
-            first += block.lines
+        parsed = parse_blocks(blocks)
+        for block in prefetched(parsed) if self.prefetch else parsed:
             batch = self._block(source, partition_hour, block)
             self.counts.add(batch.counts)
             self.renames.update(batch.renames)

@@ -107,3 +107,28 @@ def test_raw_blocks_cut_at_newlines_with_and_without_readline():
         blocks = list(iter_raw_blocks(stream, block_bytes=37))
         assert b"".join(blocks) == data and len(blocks) > 10
         assert all(b.endswith(b"\n") for b in blocks[:-1]) and blocks[-1].endswith(b'{"n":50}')
+
+
+def test_prefetched_blocks_keep_order_raise_errors_and_close_the_source():
+    import pytest
+
+    from clickstream_assets.blocks import prefetched
+
+    closed = []
+
+    def source():
+        try:
+            yield from range(5)
+            raise ValueError("broken gzip")
+        finally:
+            closed.append(True)
+
+    seen = []
+    with pytest.raises(ValueError, match="broken gzip"):
+        for item in prefetched(source()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4] and closed == [True]
+    early = prefetched(source())
+    assert next(early) == 0
+    early.close()  # the consumer stops: the worker's item is awaited, the source closed
+    assert closed == [True, True]
