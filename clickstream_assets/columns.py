@@ -36,19 +36,22 @@ def column(table: pa.Table, name: str) -> pa.Array | None:
 def flatten(arr: pa.Array, prefix: str = "") -> list[Leaf]:
     """Nested objects -> one leaf per scalar path, names joined with `_` and snake_cased;
     arrays (and objects inside them) stay whole and become JSON text."""
-    return flatten_many({prefix.rstrip("_"): arr}, prefix).get(prefix.rstrip("_"), [])
+    key = prefix.rstrip("_")
+    return flatten_many({key: arr}, {key: prefix}).get(key, [])
 
 
-def flatten_many(structs: dict[str, pa.Array | None], prefix: str = "") -> dict[str, list[Leaf]]:
+def flatten_many(structs: dict[str, pa.Array | None], prefixes: dict[str, str] | None = None
+                 ) -> dict[str, list[Leaf]]:
     """`flatten` for several struct columns at once: all their arrays become JSON text in one
     vectorized call, every leaf is one of our storable types, all-null leaves are left out.
-    With a prefix (`context_`), leaf paths start with the struct's key (`context.page.path`);
-    without, they are the payload's own keys (`productId`)."""
+    A struct with a prefix (`context` -> `context_`) has leaf paths starting with its key
+    (`context.page.path`); without, paths are the payload's own keys (`productId`)."""
     found: dict[str, list[Leaf]] = {}
     nested: dict[tuple[str, int], pa.Array] = {}
     for key, arr in structs.items():
         if arr is None or not pa.types.is_struct(arr.type):
             continue
+        prefix = (prefixes or {}).get(key, "")
         leaves = found[key] = []
         _walk(arr, prefix, key if prefix else "", leaves, nested, key)
     texts = json_text(nested)

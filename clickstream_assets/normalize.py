@@ -307,7 +307,9 @@ class Normalizer:
         rows = keep.take(order)
         sub = t.select([c for c in _USED_FIELDS if c in t.column_names]).take(rows)
         m = len(rows)
-        cols = self._common(sub, ids.take(rows), m, hour)
+        flat = flatten_many({f: column(sub, f) for f in ("context", "properties", "traits")},
+                            {"context": "context_"})
+        cols = self._common(sub, ids.take(rows), m, hour, flat.get("context", []))
         kind_cols = {
             "event": event_table.take(order), "event_text": as_text(column(sub, "event"), m),
             "name": as_text(column(sub, "name"), m),
@@ -315,22 +317,21 @@ class Normalizer:
             "group_id": as_text(column(sub, "groupId"), m),
             "previous_id": as_text(column(sub, "previousId"), m),
         }
-        payloads = flatten_many({p: column(sub, p) for p in ("properties", "traits")})
         out, start = {}, 0
         for k, count in _runs(kinds.take(order)):
             piece = {name: v.slice(start, count) for name, v in cols.items()}
             for name in _KIND_FIELDS[k]:
                 piece[name] = kind_cols[name].slice(start, count)
             leaves = [Leaf(leaf.name, leaf.path, leaf.values.slice(start, count))
-                      for leaf in payloads.get(PAYLOAD[k], ())]
+                      for leaf in flat.get(PAYLOAD[k], ())]
             self._add_payload(k, leaves, piece, renames)
             piece[ROW] = rows.slice(start, count)
             out[k] = pa.table(piece)
             start += count
         return out
 
-    def _common(self, sub: pa.Table, ids: pa.Array, n: int, hour: datetime | None
-                ) -> dict[str, pa.Array]:
+    def _common(self, sub: pa.Table, ids: pa.Array, n: int, hour: datetime | None,
+                context: list[Leaf]) -> dict[str, pa.Array]:
         received = timestamps(column(sub, "receivedAt"), n)
         sent = timestamps(column(sub, "sentAt"), n)
         original = pc.coalesce(timestamps(column(sub, "timestamp"), n),
@@ -348,7 +349,6 @@ class Normalizer:
             "sent_at": sent, "original_timestamp": original, "timestamp": corrected,
             "loaded_at": loaded, "uuid_ts": loaded, PARTITION_COLUMN: part_hour,
         }
-        context = flatten_many({"context": column(sub, "context")}, "context_").get("context", [])
         for leaf in resolve_collisions(context):
             if leaf.name not in cols:
                 cols[leaf.name] = leaf.values
