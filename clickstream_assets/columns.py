@@ -33,18 +33,12 @@ def column(table: pa.Table, name: str) -> pa.Array | None:
     return col
 
 
-def flatten(arr: pa.Array, prefix: str = "") -> list[Leaf]:
-    """Nested objects -> one leaf per scalar path, names joined with `_` and snake_cased;
-    arrays (and objects inside them) stay whole and become JSON text."""
-    key = prefix.rstrip("_")
-    return flatten_many({key: arr}, {key: prefix}).get(key, [])
-
-
 def flatten_many(structs: dict[str, pa.Array | None], prefixes: dict[str, str] | None = None
                  ) -> dict[str, list[Leaf]]:
-    """`flatten` for several struct columns at once: all their arrays become JSON text in one
-    vectorized call, every leaf is one of our storable types, all-null leaves are left out.
-    A struct with a prefix (`context` -> `context_`) has leaf paths starting with its key
+    """Nested objects -> one leaf per scalar path, names joined with `_` and snake_cased (once
+    per column); arrays (and objects inside them) stay whole and become JSON text, for all the
+    given struct columns in one vectorized call. Every leaf is one of our storable types;
+    all-null leaves are left out. A struct with a prefix (`context` -> `context_`) has leaf paths starting with its key
     (`context.page.path`); without, paths are the payload's own keys (`productId`)."""
     found: dict[str, list[Leaf]] = {}
     nested: dict[tuple[str, int], pa.Array] = {}
@@ -64,6 +58,8 @@ def flatten_many(structs: dict[str, pa.Array | None], prefixes: dict[str, str] |
 
 def _walk(arr: pa.Array, prefix: str, path: str, leaves: list[Leaf],
           nested: dict[tuple[str, int], pa.Array], root: str) -> None:
+    """Collect the leaves of one struct; arrays are noted in `nested` (by struct key and leaf
+    position) for the single JSON-text call."""
     for field, child in zip(arr.type, arr.flatten()):
         name = snake_case(f"{prefix}{field.name}")
         key = f"{path}.{field.name}" if path else field.name

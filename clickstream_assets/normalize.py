@@ -5,9 +5,11 @@ One `Normalizer` per load (a partition window). `iter_file` turns a file into ch
 memory is bounded by the block, not the file. `add_file` + `finish()` is the same, collected.
 Counts always balance: read = loaded + duplicates + rejected + filtered.
 
-Everything is column-wise (Arrow compute): a block is parsed by Arrow's JSON reader, validated
-and routed by `type` with masks, flattened by struct field. Python runs per column, per table
-and per rejected line, not per value.
+Everything is column-wise (Arrow compute): a block is parsed by Arrow's JSON reader (the next
+one in a worker thread meanwhile), validated with masks, deduplicated, sorted by (type, event
+table) with one `take`, flattened once, and cut into tables as zero-copy slices. Python runs
+per column, per table, per distinct message id (set operations in C) and per rejected line,
+not per value. docs/normalization.md has the rules and the measured speed.
 
 Rows carry `_partition_hour` (the hour folder the file came from) so a warehouse can
 replace exactly one window on reload.
