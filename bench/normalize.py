@@ -5,9 +5,11 @@
 Writes a reproducible corpus (seeded analytics.js events, ~1 KB each, gzipped hourly files),
 then runs each measurement in a fresh process (so peak RSS is that measurement's own):
   ours/normalize   Normalizer over every file, chunks discarded (streaming)
+  ours/serial      the same on one thread (no next block parsed ahead in a worker)
   ours/duckdb      pipeline.load_window into a fresh DuckDB file
   naive/normalize  json.loads + per-event dict flattening into pandas DataFrames per table
   naive/duckdb     the same, then each DataFrame inserted into DuckDB
+  ours/stages      ours again, stage by stage (gunzip, cut, parse, normalize, DuckDB load)
 Prints events/s (wall and per CPU-second) and peak RSS, and ours/naive ratios.
 """
 
@@ -58,12 +60,12 @@ def _window(root: Path, hours: int):
     return store, list_window(store, _customer(), HOUR0, HOUR0 + timedelta(hours=hours))
 
 
-def ours_normalize(root: Path, hours: int, _db: Path) -> int:
+def ours_normalize(root: Path, hours: int, _db: Path, prefetch: bool = True) -> int:
     from clickstream_assets.normalize import Normalizer
     from clickstream_assets.pipeline import iter_window_chunks
 
     store, window = _window(root, hours)
-    normalizer = Normalizer(_customer())
+    normalizer = Normalizer(_customer(), prefetch=prefetch)
     for _ in iter_window_chunks(store, window, normalizer):
         pass
     assert normalizer.counts.balanced()
@@ -140,8 +142,55 @@ def naive_duckdb(root: Path, hours: int, db: Path) -> int:
     return read
 
 
-MODES = {"ours/normalize": ours_normalize, "ours/duckdb": ours_duckdb,
-         "naive/normalize": naive_normalize, "naive/duckdb": naive_duckdb}
+def ours_stages(root: Path, hours: int, db: Path) -> int:
+    """Each stage of ours on its own, in CPU seconds (time.process_time, fair on a loaded
+    machine): reading (gunzip and cutting blocks at newlines), Arrow's JSON parse, normalizing
+    the parsed blocks, loading the normalized chunks into DuckDB. Printed to stderr as JSON."""
+    from clickstream_assets.blocks import iter_raw_blocks, open_stream, parse_block
+    from clickstream_assets.normalize import Normalizer
+    from clickstream_assets.warehouse import DuckDBWarehouse
+
+    files = sorted(root.rglob("*.json.gz"))
+    cpu, stages = time.process_time, {}
+
+    def timed(name, fn):
+        c = cpu()
+        out = fn()
+        stages[name] = round(cpu() - c, 3)
+        return out
+
+    def read(f):
+        with open(f, "rb") as raw:
+            return list(iter_raw_blocks(open_stream(raw, f.name)))
+
+    def parse(raws):
+        first, out = 1, []
+        for raw in raws:
+            out.append(parse_block(first, raw))
+            first += out[-1].lines
+        return out
+
+    blocks = timed("read", lambda: [read(f) for f in files])
+    parsed = timed("parse", lambda: [parse(raws) for raws in blocks])
+    normalizer = Normalizer(_customer())
+    chunks = timed("normalize", lambda: [
+        normalizer._block(f.name, HOUR0 + timedelta(hours=i), p)
+        for i, (f, ps) in enumerate(zip(files, parsed)) for p in ps])
+    timed("duckdb_load", lambda: DuckDBWarehouse(db).load_stream(
+        CUSTOMER, HOUR0, HOUR0 + timedelta(hours=hours), iter(chunks)))
+    print(json.dumps(stages), file=sys.stderr)
+    return sum(c.counts.read for c in chunks)
+
+
+def ours_normalize_serial(root: Path, hours: int, db: Path) -> int:
+    """Ours on one thread: no block read and parsed ahead in a worker."""
+    return ours_normalize(root, hours, db, prefetch=False)
+
+
+MODES = {"ours/normalize": ours_normalize, "ours/serial": ours_normalize_serial,
+         "ours/duckdb": ours_duckdb,
+         "naive/normalize": naive_normalize, "naive/duckdb": naive_duckdb,
+         "ours/stages": ours_stages}
 
 
 def measure(mode: str, root: Path, hours: int, db: Path) -> dict:
@@ -167,7 +216,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--files", type=int, default=8)
-    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--modes", default=",".join(MODES))  # ours/stages: per-stage CPU seconds
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--root", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -182,11 +231,16 @@ def main() -> None:
               f"bytes/event, {corpus['raw_bytes'] / 2**20:.0f} MiB raw, {args.files} gz files")
         results = {}
         for mode in args.modes.split(","):
-            out = subprocess.run([sys.executable, __file__, "--child", mode, "--root", str(root),
-                                  "--files", str(args.files)], check=True, capture_output=True,
-                                 text=True).stdout
-            results[mode] = json.loads(out.strip().splitlines()[-1])
+            proc = subprocess.run([sys.executable, __file__, "--child", mode, "--root", str(root),
+                                   "--files", str(args.files)], check=True, capture_output=True,
+                                  text=True)
+            results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
             r = results[mode]
+            if mode == "ours/stages":
+                stages = json.loads(proc.stderr.strip().splitlines()[-1])
+                print("ours, CPU-s per stage (us/event): " + ", ".join(
+                    f"{k} {v} ({v * 1e6 / r['events']:.1f})" for k, v in stages.items()))
+                continue
             print(f"{mode:16} {r['events_per_s']:>9,} events/s  {r['events_per_cpu_s']:>9,} "
                   f"events/CPU-s  peak {r['peak_rss_mb']:>5} MB  ({r['wall_s']} s)")
         for stage in ("normalize", "duckdb"):

@@ -8,15 +8,17 @@ parsed again, split in halves until each part parses, so one bad line never cost
 
 from __future__ import annotations
 
-import gzip
-import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator, TypeVar
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.json as pj
+from isal import igzip
 
+T = TypeVar("T")
 BLOCK_BYTES = 16 << 20  # ~16k events of ~1 KB: memory is bounded by this, not by file size
 
 
@@ -31,12 +33,19 @@ class Part:
 @dataclass
 class ParsedBlock:
     first_line: int
-    body: bytes  # the block without its final newline
+    data: bytes  # the block's bytes (its final newline included, if it has one)
     parts: list[Part] = field(default_factory=list)
     rejects: list[tuple[int, str, bytes]] = field(default_factory=list)  # (line, reason, raw)
     read: int = 0  # non-empty lines
     empty: int = 0
+    lines: int = 0  # lines in the block: the next block starts at first_line + lines
+    longest_line: int = 0  # bytes: bounds the length of any value parsed from the block
     _split: list[bytes] | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The block without its final newline (a copy: only the slow path needs it)."""
+        return self.data[:-1] if self.data.endswith(b"\n") else self.data
 
     def line(self, lineno: int) -> bytes:
         """The raw text of one line of this block (split lazily: only rejects need it)."""
@@ -44,56 +53,102 @@ class ParsedBlock:
             self._split = self.body.split(b"\n")
         return self._split[lineno - self.first_line].rstrip(b"\r")
 
+    def may_hold_nul(self) -> bool:
+        """Whether a JSON string here may hold NUL (`\\u0000`): only if any escape does."""
+        return self.data.find(b"\\") >= 0 and b"\\u0000" in self.data
+
 
 def open_stream(raw: BinaryIO, name: str) -> BinaryIO:
-    """The decompressed byte stream of a stored file (gzip by name)."""
-    return gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
+    """The decompressed byte stream of a stored file (gzip by name). ISA-L's gzip reader
+    (python-isal) inflates ~3x faster than the zlib one for the same format."""
+    return igzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
 
 
-def iter_raw_blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES
-                    ) -> Iterator[tuple[int, bytes]]:
-    """(first line number, bytes) blocks cut at newlines; the last may lack one."""
-    first, carry = 1, b""
+def iter_raw_blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Blocks of about `block_bytes` cut at newlines (the last may lack one). A block is
+    completed with `readline` where the stream has it: one copy of the block, not two."""
+    readline, carry = getattr(stream, "readline", None), b""
     while True:
         data = stream.read(block_bytes)
         if not data:
             if carry:
-                yield first, carry
+                yield carry
             return
-        data = carry + data if carry else data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
-        block, carry = data[: cut + 1], data[cut + 1:]
-        yield first, block
-        first += block.count(b"\n")
+        if carry:
+            data, carry = carry + data, b""
+        if data.endswith(b"\n"):
+            yield data
+        elif readline is not None:
+            yield data + readline()
+        else:
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            data, carry = data[: cut + 1], data[cut + 1:]
+            yield data
 
 
-def blocks_from_lines(lines: Iterable[bytes], block_bytes: int = BLOCK_BYTES
-                      ) -> Iterator[tuple[int, bytes]]:
+def blocks_from_lines(lines: Iterable[bytes], block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
     """The same blocks from an iterable of lines (newline stripped)."""
-    first, buf, size = 1, [], 0
+    buf, size = [], 0
     for line in lines:
         buf.append(line)
         size += len(line) + 1
         if size >= block_bytes:
-            yield first, b"\n".join(buf) + b"\n"
-            first, buf, size = first + len(buf), [], 0
+            yield b"\n".join(buf) + b"\n"
+            buf, size = [], 0
     if buf:
-        yield first, b"\n".join(buf) + b"\n"
+        yield b"\n".join(buf) + b"\n"
+
+
+def parse_blocks(raw_blocks: Iterable[bytes]) -> Iterator[ParsedBlock]:
+    """Parse blocks in order, numbering their lines across the file."""
+    first = 1
+    for raw in raw_blocks:
+        block = parse_block(first, raw)
+        first += block.lines
+        yield block
+
+
+def prefetched(items: Iterator[T]) -> Iterator[T]:
+    """The same items, the next one produced in a worker thread while the caller works on
+    the current one. Decompressing and Arrow's JSON parse release the GIL, so reading and
+    parsing block n+1 overlaps normalizing block n on a second core; at most two blocks are
+    in flight. The worker is the only thread that advances `items`."""
+    done = object()
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="clickstream-parse") as pool:
+            future = pool.submit(next, items, done)
+            while (item := future.result()) is not done:
+                future = pool.submit(next, items, done)
+                yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def _read(data: bytes) -> pa.Table:
     opts = pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16))
-    return pj.read_json(io.BytesIO(data), read_options=opts)
+    return pj.read_json(pa.BufferReader(data), read_options=opts)
+
+
+def _line_stats(data: bytes) -> tuple[int, int]:
+    """(lines, longest line in bytes), in one vectorized pass over the block."""
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    if not len(ends):
+        return 0, 0
+    return len(ends), int(np.diff(ends, prepend=-1).max())
 
 
 def parse_block(first_line: int, data: bytes) -> ParsedBlock:
-    body = data[:-1] if data.endswith(b"\n") else data
-    block = ParsedBlock(first_line=first_line, body=body)
-    n_lines = body.count(b"\n") + 1
-    if body.strip():
+    block = ParsedBlock(first_line=first_line, data=data)
+    n_lines, block.longest_line = _line_stats(data)
+    block.lines = n_lines
+    if data and not data.isspace():
         try:
             table = _read(data)
         except pa.ArrowInvalid:
@@ -101,8 +156,8 @@ def parse_block(first_line: int, data: bytes) -> ParsedBlock:
         # Arrow skips blank lines: a row per line means none, and row i is line first + i.
         if table is not None and table.num_rows == n_lines:
             block.read = n_lines
-            block.parts.append(Part(table, pa.array(range(first_line, first_line + n_lines),
-                                                    pa.int64())))
+            block.parts.append(Part(table, pa.array(np.arange(first_line, first_line + n_lines,
+                                                              dtype=np.int64))))
             return block
     _parse_lines(block)
     return block

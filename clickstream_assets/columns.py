@@ -5,6 +5,7 @@ column, never per value.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -27,28 +28,85 @@ def column(table: pa.Table, name: str) -> pa.Array | None:
     if name not in table.column_names:
         return None
     col = table.column(name)
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if isinstance(col, pa.ChunkedArray):  # one chunk (a block is read whole): no copy
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
 
 
-def flatten(arr: pa.Array, prefix: str = "", path: str = "") -> list[Leaf]:
-    """Nested objects -> one leaf per scalar path, names joined with `_` and snake_cased;
-    arrays (and objects inside them) stay whole and become JSON text."""
-    if not pa.types.is_struct(arr.type):
-        return []
-    leaves, nested = [], {}
+def flatten_many(structs: dict[str, pa.Array | None], prefixes: dict[str, str] | None = None
+                 ) -> dict[str, list[Leaf]]:
+    """Nested objects -> one leaf per scalar path, names joined with `_` and snake_cased (once
+    per column); arrays (and objects inside them) stay whole and become JSON text, for all the
+    given struct columns in one vectorized call. Every leaf is one of our storable types;
+    all-null leaves are left out. A struct with a prefix (`context` -> `context_`) has leaf paths starting with its key
+    (`context.page.path`); without, paths are the payload's own keys (`productId`)."""
+    found: dict[str, list[Leaf]] = {}
+    nested: dict[tuple[str, int], pa.Array] = {}
+    for key, arr in structs.items():
+        if arr is None or not pa.types.is_struct(arr.type):
+            continue
+        prefix = (prefixes or {}).get(key, "")
+        leaves = found[key] = []
+        _walk(arr, prefix, key if prefix else "", leaves, nested, key)
+    texts = json_text(nested)
+    for (key, i), text in texts.items():
+        found[key][i].values = text
+    return {key: [Leaf(leaf.name, leaf.path, v) for leaf in leaves
+                  if (v := typed(leaf.values)) is not None]
+            for key, leaves in found.items()}
+
+
+def _walk(arr: pa.Array, prefix: str, path: str, leaves: list[Leaf],
+          nested: dict[tuple[str, int], pa.Array], root: str) -> None:
+    """Collect the leaves of one struct; arrays are noted in `nested` (by struct key and leaf
+    position) for the single JSON-text call."""
     for field, child in zip(arr.type, arr.flatten()):
         name = snake_case(f"{prefix}{field.name}")
         key = f"{path}.{field.name}" if path else field.name
         if pa.types.is_struct(child.type):
-            leaves.extend(flatten(child, f"{name}_", key))
-        elif pa.types.is_nested(child.type):
-            nested[(name, key)] = child
-        elif not pa.types.is_null(child.type) and child.null_count < len(child):
+            _walk(child, f"{name}_", key, leaves, nested, root)
+        elif pa.types.is_null(child.type) or child.null_count == len(child):
+            continue
+        else:
+            if pa.types.is_nested(child.type):
+                nested[(root, len(leaves))] = child
             leaves.append(Leaf(name, key, child))
-    if nested:
-        texts = json_text({k: v for k, v in nested.items() if v.null_count < len(v)})
-        leaves.extend(Leaf(name, key, values) for (name, key), values in texts.items())
-    return leaves
+
+
+def typed(arr: pa.Array) -> pa.Array | None:
+    """A leaf as one of our five types (None if all null): ISO-8601 date/time strings, with
+    or without a zone, become UTC timestamps (naive ones are taken as UTC)."""
+    values = storable(arr)
+    if values is None or values.type != pa.string():
+        return values
+    return iso_timestamps(values)
+
+
+_ISO = re.compile(r"\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d(:?\d\d)?)?)?")
+_ISO_RE2 = "^" + _ISO.pattern + "$"
+_ZONED_RE2 = "(Z|[+-]\\d\\d(:?\\d\\d)?)$"
+
+
+def iso_timestamps(arr: pa.Array) -> pa.Array:
+    """A text column whose every value is an ISO-8601 date or date-time -> timestamps (UTC);
+    any other text column is returned as is. Python looks at one value per column."""
+    first = arr[0] if arr.null_count == 0 else arr.filter(pc.is_valid(arr))[0]
+    if not _ISO.fullmatch(first.as_py() or ""):
+        return arr
+    if not pc.all(pc.match_substring_regex(arr, _ISO_RE2)).as_py():
+        return arr
+    zoned = pc.match_substring_regex(arr, _ZONED_RE2)
+    try:
+        if pc.all(zoned).as_py():
+            return pc.cast(arr, TS_TYPE)
+        naive = pc.cast(pc.if_else(zoned, pa.scalar(None, pa.string()), arr), pa.timestamp("us"))
+        naive = pc.cast(naive, pa.timestamp("us", tz="UTC"))
+        if not pc.any(zoned).as_py():
+            return naive
+        return pc.coalesce(pc.cast(pc.if_else(zoned, arr, pa.scalar(None, pa.string())),
+                                   TS_TYPE), naive)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. month 13: stays text
+        return arr
 
 
 def _priority(leaf: Leaf) -> tuple:

@@ -5,9 +5,11 @@ One `Normalizer` per load (a partition window). `iter_file` turns a file into ch
 memory is bounded by the block, not the file. `add_file` + `finish()` is the same, collected.
 Counts always balance: read = loaded + duplicates + rejected + filtered.
 
-Everything is column-wise (Arrow compute): a block is parsed by Arrow's JSON reader, validated
-and routed by `type` with masks, flattened by struct field. Python runs per column, per table
-and per rejected line, not per value.
+Everything is column-wise (Arrow compute): a block is parsed by Arrow's JSON reader (the next
+one in a worker thread meanwhile), validated with masks, deduplicated, sorted by (type, event
+table) with one `take`, flattened once, and cut into tables as zero-copy slices. Python runs
+per column, per table, per distinct message id (set operations in C) and per rejected line,
+not per value. docs/normalization.md has the rules and the measured speed.
 
 Rows carry `_partition_hour` (the hour folder the file came from) so a warehouse can
 replace exactly one window on reload.
@@ -20,12 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import BinaryIO, Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import blocks
-from .blocks import ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, parse_block
-from .columns import Leaf, as_text, column, flatten, parse_ts, resolve_collisions, timestamps
+from .blocks import (ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, parse_blocks,
+                     prefetched)
+from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_collisions,
+                      timestamps)
 from .customers import CustomerConfig
 from .naming import snake_case
 from .schema_rules import TS_TYPE, oversized_rows, storable, unify
@@ -155,11 +160,12 @@ class Normalizer:
 
     def __init__(self, customer: CustomerConfig | None = None, loaded_at: datetime | None = None,
                  max_varchar_bytes: int = DEFAULT_MAX_VARCHAR_BYTES,
-                 block_bytes: int | None = None):
+                 block_bytes: int | None = None, prefetch: bool = True):
         self.customer = customer
         self.loaded_at = loaded_at or datetime.now(timezone.utc)
         self.max_varchar_bytes = max_varchar_bytes
         self.block_bytes = block_bytes or blocks.BLOCK_BYTES
+        self.prefetch = prefetch  # read + parse the next block in a worker thread
         self.counts = LoadCounts()
         self.renames: dict[str, str] = {}
         self._seen: set[str] = set()
@@ -175,8 +181,9 @@ class Normalizer:
         yield NormalizedBatch({}, file_counts)
         blocks = (iter_raw_blocks(data, self.block_bytes) if hasattr(data, "read")
                   else blocks_from_lines(data, self.block_bytes))
-        for first, raw in blocks:
-            batch = self._block(source, partition_hour, parse_block(first, raw))
+        parsed = parse_blocks(blocks)
+        for block in prefetched(parsed) if self.prefetch else parsed:
+            batch = self._block(source, partition_hour, block)
             self.counts.add(batch.counts)
             self.renames.update(batch.renames)
             yield batch
@@ -217,32 +224,35 @@ class Normalizer:
         filtered = self._filtered(t, kind, ok)
         candidates = pc.and_(ok, pc.invert(filtered))
         counts.filtered += pc.sum(filtered).as_py() or 0
-        bad = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-        reasons = reason.to_pylist()
-        lines = part.lines.to_pylist()
-        for i in bad:
-            rejects.append((lines[i], reasons[i], block.line(lines[i])))
-        common = self._common(t, n, hour, block, lines)
-        by_kind = {}
-        for k in EVENT_TYPES:
-            idx = pc.indices_nonzero(pc.and_(candidates, pc.equal(kind, k)))
-            if len(idx):
-                by_kind[k] = self._kind_table(k, t, common, idx, renames)
-        value_rejects = self._value_rejects(by_kind, block)
+        lines = _LazyLines(part.lines)
+        if reason.null_count < n:
+            reasons = reason.to_pylist()
+            for i in pc.indices_nonzero(pc.invert(ok)).to_pylist():
+                rejects.append((lines[i], reasons[i], block.line(lines[i])))
+        ids = as_text(column(t, "messageId"), n)
+        if ids.null_count:
+            ids = _hash_missing_ids(ids, block, lines)
+        value_rejects: dict[int, str] = {}
+        while True:  # a value a warehouse cannot hold: reject its event, route the rest again
+            keep, fresh, duplicates = self._dedup(ids, candidates, value_rejects)
+            by_kind = self._kind_tables(t, kind, ids, keep, hour, renames)
+            found = self._value_rejects(by_kind, block)
+            if not found:
+                break
+            value_rejects.update(found)
+        self._seen.update(fresh)
+        counts.duplicates += duplicates
         for i, why in sorted(value_rejects.items()):
             rejects.append((lines[i], why, block.line(lines[i])))
-        keep = self._dedup(common.column("id"), candidates, value_rejects, counts)
         for k, table in by_kind.items():
-            table = table.filter(pc.is_in(table.column(ROW), value_set=keep))
-            if table.num_rows:
-                for name, routed in _route(k, table.drop_columns([ROW])):
-                    out.setdefault(name, []).append(routed)
+            for name, routed in _route(k, table.drop_columns([ROW])):
+                out.setdefault(name, []).append(routed)
         counts.loaded += len(keep)
 
     def _filtered(self, t: pa.Table, kind: pa.Array, ok: pa.Array) -> pa.Array:
         c = self.customer
         if c is None or not (c.event_allowlist or c.event_denylist):
-            return pa.array([False] * len(kind))
+            return pa.repeat(pa.scalar(False), len(kind))
         event = as_text(column(t, "event"), len(kind))
         accepted = pc.invert(pc.is_in(event, value_set=pa.array(c.event_denylist, pa.string())))
         if c.event_allowlist:
@@ -251,109 +261,118 @@ class Normalizer:
         return pc.fill_null(pc.and_(pc.and_(ok, pc.equal(kind, "track")), pc.invert(accepted)),
                             False)
 
-    def _dedup(self, ids: pa.Array, candidates: pa.Array, value_rejects: dict[int, str],
-               counts: LoadCounts) -> pa.Array:
-        """Rows to load: the first of each message id in this load (earlier blocks and files
-        included); the rest are duplicates."""
-        rows = pc.indices_nonzero(candidates).to_pylist()
-        values = ids.take(pa.array(rows, pa.int64())).to_pylist() if rows else []
-        seen, keep = self._seen, []
-        for row, mid in zip(rows, values):
-            if row in value_rejects:
-                continue
-            if mid in seen:
-                counts.duplicates += 1
-                continue
-            seen.add(mid)
-            keep.append(row)
-        return pa.array(keep, pa.int64())
+    def _dedup(self, ids: pa.Array, candidates: pa.Array, value_rejects: dict[int, str]
+               ) -> tuple[pa.Array, list[str], int]:
+        """(rows to load, their ids, duplicates): the first of each message id in this load
+        (earlier blocks and files included). Column-wise: Python sees each distinct id of the
+        block once, in one C-level set intersection; the caller records the ids as seen."""
+        if value_rejects:
+            rejected = pa.array(sorted(value_rejects), pa.int64())
+            candidates = pc.and_(candidates, pc.invert(pc.is_in(
+                pa.array(np.arange(len(ids), dtype=np.int64)), value_set=rejected)))
+        rows = pc.indices_nonzero(candidates)
+        cand = ids.take(rows)
+        uniq = pc.unique(cand)
+        first = pc.index_in(uniq, value_set=cand)  # each id's first position among candidates
+        names = uniq.to_pylist()
+        before = self._seen.intersection(names)
+        if before:  # ids an earlier block or file already loaded
+            fresh = pc.invert(pc.is_in(uniq, value_set=pa.array(list(before), pa.string())))
+            first = first.filter(fresh)
+            names = [n for n in names if n not in before]
+        keep = rows.take(first.sort()).cast(pa.int64())  # in file order
+        return keep, names, len(cand) - len(first)
 
     def _value_rejects(self, by_kind: dict[str, pa.Table], block: ParsedBlock) -> dict[int, str]:
-        check_nul = b"\\u0000" in block.body
+        check_nul = block.may_hold_nul()
+        # A value's text is never longer than its line, but for arrays re-encoded as JSON
+        # (`1e15` -> `1000000000000000.0`): under an eighth of the limit, none can pass it.
+        if not check_nul and block.longest_line * 8 < self.max_varchar_bytes:
+            return {}
         found: dict[int, str] = {}
         for k, table in by_kind.items():
-            for mask, why in oversized_rows(table.drop_columns([ROW]), self.max_varchar_bytes,
-                                            check_nul):
+            for mask, why in oversized_rows(table, self.max_varchar_bytes, check_nul):
                 where = f"{TYPE_TABLES[k]}.{why.split(':', 1)[1]}"
                 for row in table.column(ROW).filter(mask).to_pylist():
                     found.setdefault(row, f"{why.split(':', 1)[0]}:{where}")
         return found
 
     # -- columns -------------------------------------------------------------------------
-    def _common(self, t: pa.Table, n: int, hour: datetime | None, block: ParsedBlock,
-                lines: list[int]) -> pa.Table:
-        ids = as_text(column(t, "messageId"), n)
-        if ids.null_count:
-            ids = _hash_missing_ids(ids, block, lines)
-        received = timestamps(column(t, "receivedAt"), n)
-        sent = timestamps(column(t, "sentAt"), n)
-        original = pc.coalesce(timestamps(column(t, "timestamp"), n),
-                               timestamps(column(t, "originalTimestamp"), n))
+    def _kind_tables(self, t: pa.Table, kind: pa.Array, ids: pa.Array, keep: pa.Array,
+                     hour: datetime | None, renames: dict[str, str]) -> dict[str, pa.Table]:
+        """The kept rows, sorted by (type, event table) with one `take`, then each kind's
+        table as zero-copy slices: columns are computed and flattened once per block."""
+        event_table = _event_tables(t, len(kind)).take(keep)
+        kinds = kind.take(keep)
+        order = pc.sort_indices(pa.table({"k": kinds, "e": event_table}),
+                                sort_keys=[("k", "ascending"), ("e", "ascending")])
+        rows = keep.take(order)
+        sub = t.select([c for c in _USED_FIELDS if c in t.column_names]).take(rows)
+        m = len(rows)
+        flat = flatten_many({f: column(sub, f) for f in ("context", "properties", "traits")},
+                            {"context": "context_"})
+        cols = self._common(sub, ids.take(rows), m, hour, flat.get("context", []))
+        kind_cols = {
+            "event": event_table.take(order), "event_text": as_text(column(sub, "event"), m),
+            "name": as_text(column(sub, "name"), m),
+            "category": as_text(column(sub, "category"), m),
+            "group_id": as_text(column(sub, "groupId"), m),
+            "previous_id": as_text(column(sub, "previousId"), m),
+        }
+        out, start = {}, 0
+        for k, count in _runs(kinds.take(order)):
+            piece = {name: v.slice(start, count) for name, v in cols.items()}
+            for name in _KIND_FIELDS[k]:
+                piece[name] = kind_cols[name].slice(start, count)
+            leaves = [Leaf(leaf.name, leaf.path, leaf.values.slice(start, count))
+                      for leaf in flat.get(PAYLOAD[k], ())]
+            self._add_payload(k, leaves, piece, renames)
+            piece[ROW] = rows.slice(start, count)
+            out[k] = pa.table(piece)
+            start += count
+        return out
+
+    def _common(self, sub: pa.Table, ids: pa.Array, n: int, hour: datetime | None,
+                context: list[Leaf]) -> dict[str, pa.Array]:
+        received = timestamps(column(sub, "receivedAt"), n)
+        sent = timestamps(column(sub, "sentAt"), n)
+        original = pc.coalesce(timestamps(column(sub, "timestamp"), n),
+                               timestamps(column(sub, "originalTimestamp"), n))
         fallback = pa.scalar(hour or self.loaded_at, TS_TYPE)
         received = pc.coalesce(received, sent, original, fallback)
         skew = pc.subtract(sent, original)
         corrected = pc.coalesce(pc.subtract(received, skew), original, received)
-        loaded = pa.array([self.loaded_at] * n, TS_TYPE) if n else pa.nulls(0, TS_TYPE)
-        part_hour = (pa.array([hour] * n, TS_TYPE) if hour is not None
+        loaded = pa.repeat(pa.scalar(self.loaded_at, TS_TYPE), n)
+        part_hour = (pa.repeat(pa.scalar(hour, TS_TYPE), n) if hour is not None
                      else pc.floor_temporal(received, unit="hour"))
         cols = {
-            "id": ids, "anonymous_id": as_text(column(t, "anonymousId"), n),
-            "user_id": as_text(column(t, "userId"), n), "received_at": received,
+            "id": ids, "anonymous_id": as_text(column(sub, "anonymousId"), n),
+            "user_id": as_text(column(sub, "userId"), n), "received_at": received,
             "sent_at": sent, "original_timestamp": original, "timestamp": corrected,
             "loaded_at": loaded, "uuid_ts": loaded, PARTITION_COLUMN: part_hour,
         }
-        context = column(t, "context")
-        leaves = resolve_collisions(flatten(context, "context_", "context")
-                                    if context is not None else [])
-        for leaf in leaves:
+        for leaf in resolve_collisions(context):
             if leaf.name not in cols:
-                values = storable(leaf.values)
-                if values is not None:
-                    cols[leaf.name] = values
-        return pa.table(cols)
+                cols[leaf.name] = leaf.values
+        return cols
 
-    def _kind_table(self, k: str, t: pa.Table, common: pa.Table, idx: pa.Array,
-                    renames: dict[str, str]) -> pa.Table:
-        table = common.take(idx)
-        n = len(idx)
-        cols = dict(zip(table.column_names, table.columns))
-        if k == "track":
-            text = as_text(column(t, "event"), len(t)).take(idx)
-            names = [event_table_name(e) for e in pc.unique(text).to_pylist()]
-            mapping = dict(zip(pc.unique(text).to_pylist(), names))
-            cols["event"] = pa.array([mapping[e] for e in text.to_pylist()], pa.string()) \
-                if len(mapping) > 1 else pa.array([names[0]] * n, pa.string())
-            cols["event_text"] = text
-        elif k in ("page", "screen"):
-            for name in ("name", "category"):
-                value = column(t, name)
-                if value is not None:
-                    cols[name] = as_text(value, len(t)).take(idx)
-        elif k == "group":
-            cols["group_id"] = as_text(column(t, "groupId"), len(t)).take(idx)
-        elif k == "alias":
-            cols["previous_id"] = as_text(column(t, "previousId"), len(t)).take(idx)
-        payload = PAYLOAD[k] and column(t, PAYLOAD[k])
-        if payload is not None and pa.types.is_struct(payload.type):
-            self._add_payload(k, payload.take(idx), cols, renames)
-        cols[ROW] = idx.cast(pa.int64())
-        return pa.table({name: v for name, v in cols.items() if v is not None})
-
-    def _add_payload(self, k: str, payload: pa.Array, cols: dict, renames: dict) -> None:
+    def _add_payload(self, k: str, leaves: list[Leaf], cols: dict, renames: dict) -> None:
         """Properties/traits as un-prefixed columns; a key that would take a reserved or
         context column is kept under `<properties|traits>_<name>` (reported as a rename)."""
         origin, table = PAYLOAD[k], TYPE_TABLES[k]
         reserved = RESERVED_BY_KIND[k]
-        leaves = []
-        for leaf in flatten(payload):
+        present = []
+        for leaf in leaves:
+            if leaf.values.null_count == len(leaf.values):
+                continue
             if leaf.name in reserved or leaf.name.startswith("context_"):
                 new = snake_case(f"{origin}_{leaf.name}")
                 where = ([table] if k != "track" else
                          pc.unique(cols["event"].filter(pc.is_valid(leaf.values))).to_pylist())
                 renames.update({f"{w}.{leaf.path}": new for w in where})
                 leaf = Leaf(new, leaf.path, leaf.values)
-            leaves.append(leaf)
-        for leaf in resolve_collisions(leaves):
+            present.append(leaf)
+        for leaf in resolve_collisions(present):
             values = storable(leaf.values)
             if values is not None and leaf.name not in cols:
                 cols[leaf.name] = values
@@ -373,6 +392,37 @@ class Normalizer:
             "loaded_at": pa.array([self.loaded_at] * n, TS_TYPE),
             PARTITION_COLUMN: pa.array([part_hour] * n, TS_TYPE),
         })
+
+
+# Top-level fields normalization reads (others, like `integrations`, are never copied).
+_USED_FIELDS = ("messageId", "anonymousId", "userId", "receivedAt", "sentAt", "timestamp",
+                "originalTimestamp", "context", "properties", "traits", "event", "name",
+                "category", "groupId", "previousId")
+_KIND_FIELDS = {"track": ("event", "event_text"), "page": ("name", "category"),
+                "screen": ("name", "category"), "group": ("group_id",),
+                "alias": ("previous_id",), "identify": ()}
+
+
+class _LazyLines:
+    """Row -> line number, converted to Python only if a row needs one (rejects, hashes)."""
+
+    def __init__(self, lines: pa.Array):
+        self._arr, self._list = lines, None
+
+    def __getitem__(self, i: int) -> int:
+        if self._list is None:
+            self._list = self._arr.to_pylist()
+        return self._list[i]
+
+
+def _event_tables(t: pa.Table, n: int) -> pa.Array:
+    """Each row's event table name (null where there is no event): names computed once
+    per distinct event."""
+    text = as_text(column(t, "event"), n)
+    uniq = pc.unique(text)
+    names = pa.array([None if e is None else event_table_name(e) for e in uniq.to_pylist()],
+                     pa.string())
+    return names.take(pc.index_in(text, value_set=uniq))
 
 
 def _kinds(t: pa.Table, n: int) -> pa.Array:
@@ -423,12 +473,9 @@ def _route(k: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     if k == "track":
         slim = [c for c in table.column_names if c in COMMON_COLUMNS or c.startswith("context_")]
         yield "tracks", _drop_empty(table.select(slim))
-        ordered = table.sort_by("event") if pc.count_distinct(table.column("event")).as_py() > 1 \
-            else table
-        events = ordered.column("event")
-        start = 0
-        for name, count in _runs(events):
-            yield name, _drop_empty(ordered.slice(start, count))
+        start = 0  # rows arrive sorted by event table
+        for name, count in _runs(table.column("event")):
+            yield name, _drop_empty(table.slice(start, count))
             start += count
         return
     table = _drop_empty(table)
@@ -441,11 +488,10 @@ def _route(k: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
             yield latest, _drop_empty(_keyed_row(keyed, key_col))
 
 
-def _runs(sorted_values: pa.ChunkedArray) -> Iterator[tuple[str, int]]:
-    vc = pc.value_counts(sorted_values)
-    counts = dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
-    for name in sorted(counts):
-        yield name, counts[name]
+def _runs(sorted_values: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int]]:
+    """(value, length) of each run of an already sorted column, in order."""
+    vc = pc.value_counts(sorted_values)  # distinct values in order of first appearance
+    yield from zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())
 
 
 def _keyed_row(table: pa.Table, key_col: str) -> pa.Table:

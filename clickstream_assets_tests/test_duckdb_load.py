@@ -133,6 +133,25 @@ def test_streaming_small_blocks_equals_one_block(warehouse, tmp_path):
     assert dict(other.table_columns("acme", "e1"))["n"] == "string"
 
 
+def test_rows_held_as_arrow_or_spilled_to_staging_load_the_same(warehouse, tmp_path):
+    """The window is held as Arrow up to a memory budget; past it chunks spill to the
+    in-memory DuckDB staging database. Any budget gives the same rows, types and counts."""
+    events = [ev(i, type="track", event=f"E{i % 3}", properties={"n": i if i % 2 else str(i)})
+              for i in range(60)] + [ev(100 + i, type="identify", userId=f"u{i % 4}",
+                                        traits={"k": i}) for i in range(12)]
+    data = [orjson.dumps(e) for e in events + events[:10]]
+    results = {}
+    for budget in (1 << 30, 4000, 0):
+        wh = DuckDBWarehouse(tmp_path / f"b{budget}.duckdb", stage_arrow_bytes=budget)
+        chunks = Normalizer(loaded_at=NEXT, block_bytes=300).iter_file("f.json", HOUR, data)
+        result = wh.load_stream("acme", HOUR, NEXT, chunks)
+        results[budget] = (result.counts.as_dict(), result.rows_written,
+                           {t: wh.query(f'SELECT * FROM acme.{t} ORDER BY id')
+                            for t in ("tracks", "e0", "e1", "users", "identifies")},
+                           dict(wh.table_columns("acme", "e1")))
+    assert results[1 << 30] == results[4000] == results[0]
+    assert results[0][3]["n"] == "string" and len(results[0][2]["users"]) == 4
+
 def test_load_files_plain_and_gz_by_message_id(tmp_path, warehouse, customer):
     plain, gz = tmp_path / "a.json", tmp_path / "b.json.gz"
     plain.write_bytes(orjson.dumps(ev(1, type="page")) + b"\n")

@@ -88,3 +88,47 @@ def test_reserved_property_is_renamed_not_lost():
     row = b.tables["a"].to_pylist()[0]
     assert row["id"] == "m1" and row["properties_id"] == "prop-id" and row["properties_user_id"] == 5
     assert b.renames["a.id"] == "properties_id"
+
+
+def test_raw_blocks_cut_at_newlines_with_and_without_readline():
+    import io
+
+    from clickstream_assets.blocks import iter_raw_blocks
+
+    class ReadOnly:  # a stream with only read(), like some network bodies
+        def __init__(self, data):
+            self._f = io.BytesIO(data)
+
+        def read(self, n=-1):
+            return self._f.read(n)
+
+    data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * (i % 7)) for i in range(50)) + b'{"n":50}'
+    for stream in (io.BytesIO(data), ReadOnly(data)):
+        blocks = list(iter_raw_blocks(stream, block_bytes=37))
+        assert b"".join(blocks) == data and len(blocks) > 10
+        assert all(b.endswith(b"\n") for b in blocks[:-1]) and blocks[-1].endswith(b'{"n":50}')
+
+
+def test_prefetched_blocks_keep_order_raise_errors_and_close_the_source():
+    import pytest
+
+    from clickstream_assets.blocks import prefetched
+
+    closed = []
+
+    def source():
+        try:
+            yield from range(5)
+            raise ValueError("broken gzip")
+        finally:
+            closed.append(True)
+
+    seen = []
+    with pytest.raises(ValueError, match="broken gzip"):
+        for item in prefetched(source()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4] and closed == [True]
+    early = prefetched(source())
+    assert next(early) == 0
+    early.close()  # the consumer stops: the worker's item is awaited, the source closed
+    assert closed == [True, True]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from clickstream_assets.customers import CustomerConfig
@@ -138,6 +139,32 @@ def test_unparseable_timestamp_falls_back_per_value():
     b = normalize(ev(1, type="page"), ev(2, type="page", receivedAt="yesterday"))
     rows = {r["id"]: r for r in b.tables["pages"].to_pylist()}
     assert rows["m2"]["received_at"] == datetime(2026, 11, 20, 10, 0, 4, tzinfo=timezone.utc)
+
+
+def test_iso_strings_in_properties_and_traits_are_timestamps_with_or_without_zone():
+    utc = timezone.utc
+    b = normalize(
+        ev(1, type="identify", userId="u1", traits={
+            "createdAt": "2026-01-15T10:00:00.000000+00:00", "naive": "2026-01-15T10:00:00",
+            "naiveFrac": "2026-01-15T10:00:00.250", "offset": "2026-01-15T12:00:00+02:00",
+            "day": "2026-01-15", "mixed": "2026-01-15T10:00:00Z", "text": "soon"}),
+        ev(2, type="identify", userId="u2", traits={
+            "createdAt": "2026-01-16T10:00:00Z", "naive": "2026-01-16 10:00:00",
+            "mixed": "not a date"}))
+    t = b.tables["identifies"]
+    types = {f.name: str(f.type) for f in t.schema}
+    for name in ("created_at", "naive", "naive_frac", "offset", "day"):
+        assert types[name] == "timestamp[us, tz=UTC]", name
+    assert types["mixed"] == "string" and types["text"] == "string"
+    rows = {r["id"]: r for r in t.to_pylist()}
+    assert rows["m1"]["created_at"] == datetime(2026, 1, 15, 10, tzinfo=utc)
+    assert rows["m1"]["offset"] == rows["m1"]["naive"] == datetime(2026, 1, 15, 10, tzinfo=utc)
+    assert rows["m1"]["naive_frac"] == datetime(2026, 1, 15, 10, 0, 0, 250000, tzinfo=utc)
+    assert rows["m2"]["naive"] == datetime(2026, 1, 16, 10, tzinfo=utc)
+    assert rows["m1"]["day"] == datetime(2026, 1, 15, tzinfo=utc)
+    # A column whose values are not all ISO-8601 keeps every value as sent.
+    assert {rows["m1"]["mixed"], rows["m2"]["mixed"]} == {"2026-01-15T10:00:00Z", "not a date"}
+    assert b.tables["users"].schema.field("created_at").type == pa.timestamp("us", tz="UTC")
 
 
 def test_every_quarantine_reason_with_file_and_line():

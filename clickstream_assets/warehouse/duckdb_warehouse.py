@@ -26,7 +26,7 @@ from ..normalize import (
     LoadCounts,
     NormalizedBatch,
 )
-from ..schema_rules import ColumnBudget
+from ..schema_rules import ColumnBudget, unify
 from .base import LoadResult, Warehouse, logical_type, register_warehouse, widen
 
 SQL_TYPES = {
@@ -62,14 +62,20 @@ MAX_COLUMNS = 1600  # Redshift's limit, so a schema loaded here fits there too
 # `acme.duckdb` holding schema `acme`) then makes every `"acme"."t"` ambiguous. Customer ids
 # cannot contain '-', so this alias never collides with a schema.
 CATALOG = "clickstream-warehouse"
+# A window's normalized rows are held as Arrow tables up to this size and inserted straight
+# into the file at commit (no second copy); past it, they spill to an in-memory DuckDB staging
+# database chunk by chunk, so memory stays bounded whatever the window's size.
+STAGE_ARROW_BYTES = 512 << 20
 
 
 class DuckDBWarehouse(Warehouse):
     def __init__(self, path: str | Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS,
-                 max_columns: int | None = MAX_COLUMNS):
+                 max_columns: int | None = MAX_COLUMNS,
+                 stage_arrow_bytes: int = STAGE_ARROW_BYTES):
         self.path = Path(path)
         self.lock_wait_seconds = lock_wait_seconds
         self.max_columns = max_columns
+        self.stage_arrow_bytes = stage_arrow_bytes
 
     @classmethod
     def from_url(cls, url: str, password: str | None = None) -> "DuckDBWarehouse":
@@ -173,11 +179,12 @@ class DuckDBWarehouse(Warehouse):
         result = LoadResult(schema, window_start, window_end, counts)
         budget = self.column_budget(schema)
         with closing(duckdb.connect(config={"threads": 1})) as con:
-            staging = Staging(con)
+            staging = Staging(con, self.stage_arrow_bytes)
             for chunk in chunks:
                 counts.add(chunk.counts)
                 for name, table in chunk.tables.items():
                     staging.add(name, budget.fit(name, table))
+            staging.seal()
             if before_commit is not None:
                 before_commit(counts)
             result.overflow_columns = {t: sorted(c) for t, c in budget.packed.items()}
@@ -292,21 +299,56 @@ class DuckDBWarehouse(Warehouse):
 
 
 class Staging:
-    """One load's rows, chunk by chunk, in an in-memory DuckDB: a table per target table
-    whose columns are added and widened as chunks disagree, exactly like the target's."""
+    """One load's rows, chunk by chunk: held as Arrow tables while they fit in `arrow_bytes`
+    (then read straight from Arrow at commit), else in an in-memory DuckDB table per target
+    table whose columns are added and widened as chunks disagree, exactly like the target's."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, arrow_bytes: int = 0):
         self.con = con
+        self.arrow_bytes = arrow_bytes
         self.types: dict[str, dict[str, str]] = {}
         self.rows: dict[str, int] = {}
+        self._held: dict[str, list[pa.Table]] = {}
+        self._held_bytes = 0
+        self._in_duckdb: set[str] = set()
+        self._arrow: dict[str, str] = {}  # table -> name of its registered Arrow view
 
-    @staticmethod
-    def ref(name: str) -> str:
+    def ref(self, name: str) -> str:
+        if name in self._arrow:
+            return f"temp.main.{quote_ident(self._arrow[name])}"
         return f"memory.main.{quote_ident('stg_' + name)}"
 
     def add(self, name: str, table: pa.Table) -> None:
         if not table.num_rows:
             return
+        self._held.setdefault(name, []).append(table)
+        self._held_bytes += table.nbytes
+        if self._held_bytes > self.arrow_bytes:
+            self._spill()
+
+    def seal(self) -> None:
+        """No more chunks: what is still held becomes one registered Arrow table per target
+        table (or joins its DuckDB staging table, for a table that spilled)."""
+        for name, tables in self._held.items():
+            if name in self._in_duckdb:
+                for t in tables:
+                    self._insert(name, t)
+                continue
+            table = unify(tables)
+            view = f"arrow_{len(self._arrow)}"
+            self.con.register(view, table)
+            self._arrow[name] = view
+            self.types[name] = {f.name: logical_type(f.type) for f in table.schema}
+            self.rows[name] = table.num_rows
+        self._held, self._held_bytes = {}, 0
+
+    def _spill(self) -> None:
+        for name, tables in self._held.items():
+            for t in tables:
+                self._insert(name, t)
+        self._held, self._held_bytes = {}, 0
+
+    def _insert(self, name: str, table: pa.Table) -> None:
         incoming = {f.name: logical_type(f.type) for f in table.schema}
         current = self.types.get(name)
         self.con.register("_chunk", table)
@@ -314,6 +356,7 @@ class Staging:
             if current is None:
                 self.con.execute(f"CREATE TABLE {self.ref(name)} AS SELECT * FROM _chunk")
                 self.types[name], self.rows[name] = incoming, table.num_rows
+                self._in_duckdb.add(name)
                 return
             for col, typ in incoming.items():
                 if col not in current:
