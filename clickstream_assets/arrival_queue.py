@@ -67,8 +67,8 @@ class ArrivalQueue:
 
     def receive(self, max_receives: int = DEFAULT_MAX_RECEIVES,
                 max_seconds: float = DEFAULT_MAX_RECEIVE_SECONDS) -> list[Message]:
-        """Drain without waiting (short polls) until empty or the bound; the rest is next
-        tick's. An empty short poll may miss a few messages: they come next tick."""
+        """Drain without waiting (short polls) until a short batch or the bound; the rest is
+        next tick's (a short poll samples SQS's servers, so a few may wait a tick anyway)."""
         out: list[Message] = []
         started = time.monotonic()
         for _ in range(max_receives):
@@ -76,7 +76,7 @@ class ArrivalQueue:
                 QueueUrl=self.url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=0,
                 VisibilityTimeout=self.visibility_seconds).get("Messages", [])
             out += [Message(m["ReceiptHandle"], m["Body"]) for m in batch]
-            if not batch or time.monotonic() - started >= max_seconds:
+            if len(batch) < BATCH or time.monotonic() - started >= max_seconds:
                 break
         return out
 
