@@ -103,11 +103,17 @@ def arrival_tick(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now
         raise ValueError(f"an arrival queue needs an s3:// event store, not {store.uri}")
     enabled = [c for c in customers if c.enabled]
     state, touched, messages, new, known = cursor, set(), [], 0, 0
+    queue_down = False
     if queue is not None:
-        messages, state, touched, new, known = notify(customers, cursor, queue, store, now,
-                                                      lookback_hours, max_receives, log)
+        try:
+            messages, state, touched, new, known = notify(customers, cursor, queue, store, now,
+                                                          lookback_hours, max_receives, log)
+        except Exception as exc:  # noqa: BLE001 - the listing covers for the queue
+            log.error(f"arrival queue unavailable, listing instead this tick: "
+                      f"{type(exc).__name__}: {exc}")
+            queue_down = True
     sweep = None
-    if queue is None or sweep_due(state, now, reconcile_seconds):
+    if queue is None or queue_down or sweep_due(state, now, reconcile_seconds):
         if not state.resume_at:
             state = ArrivalCursor(state.digests, "", int(now.timestamp()))
         counter = getattr(store, "requests", None)
@@ -118,5 +124,14 @@ def arrival_tick(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now
         state, touched = sweep.cursor, touched | set(sweep.listed)
     ranges = ranges_between(enabled, cursor, state, touched, now, lookback_hours)
     token = persist(state)
-    failures = queue.delete(messages) if queue is not None and messages else []
-    return TickResult(ranges, token, sweep, len(messages), new, known, failures)
+    return TickResult(ranges, token, sweep, len(messages), new, known, ack(queue, messages))
+
+
+def ack(queue: ArrivalQueue | None, messages: list) -> list[str]:
+    """Delete what the saved state covers; a failure only means a harmless re-delivery."""
+    if queue is None or not messages:
+        return []
+    try:
+        return queue.delete(messages)
+    except Exception as exc:  # noqa: BLE001 - re-delivered messages request nothing new
+        return [f"{type(exc).__name__}: {exc}"]

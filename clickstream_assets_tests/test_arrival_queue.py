@@ -233,3 +233,13 @@ def test_the_sensor_reads_the_queue_and_sweeps_when_due(s3, tmp_path, monkeypatc
                           Body=b"{}\n")
     rig.sqs.purge_queue(QueueUrl=rig.queue_url)
     assert tick(1) == [] and tick(30) == [("globex", "2026-11-20-10:00")]  # the sweep
+
+
+def test_an_unavailable_queue_falls_back_to_listing(rig, caplog):
+    rig.put("acme", HOUR, "a.json")
+    rig.queue = ArrivalQueue(rig.queue_url.replace("arrivals", "no-such-queue"))
+    with caplog.at_level(logging.ERROR, logger=LOG.name):
+        result = rig.tick()
+    assert "arrival queue unavailable, listing instead this tick" in caplog.text
+    assert result.sweep is not None and hours(result) == [("acme", "20 10", "20 10")]
+    assert "testing" not in caplog.text  # the (fake) secret key never shows
