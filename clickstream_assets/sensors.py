@@ -5,7 +5,9 @@ per contiguous range of a customer's changed hours, as a partition range so the 
 single-run backfill policy loads it in one go) and keeps the cursor. Run keys name the
 content (`customer:hours:digest`), so a repeated tick, or a tick whose cursor update was
 lost, requests nothing new. The digests live in the instance's key-value store (see
-`ArrivalStateStore`); the tick's cursor stays a few bytes. Stopped by default: set
+`ArrivalStateStore`); the tick's cursor stays a few bytes. With CLICKSTREAM_ARRIVAL_QUEUE_URL
+the tick reads S3 event notifications from SQS and lists only as a periodic reconciliation
+sweep (`arrival_tick`). Stopped by default: set
 CLICKSTREAM_ARRIVAL_SENSOR=running (or start it in the UI) where files really arrive.
 """
 
