@@ -10,12 +10,19 @@ For each history length in --days (e.g. 30 then 90, the bucket grows in place) i
 - the baseline: listing the whole bucket (what `dagster_aws.s3.sensor.get_objects` does per
   tick), same client, same server;
 - one Dagster sensor evaluation (build_sensor_context + evaluate_tick) for the tick's wall time
-  including Dagster.
+  including Dagster;
+- the queue tick: the same 100 new files announced by S3 event notifications to an SQS queue
+  (moto delivers them like S3), drained by `arrival_tick` with no listing (the reconciliation
+  sweep not due): requests per tick for (a) full listing, (b) listing tick, (c) queue tick,
+  with ratios, and the queue tick with nothing new.
+
+Default history 7 and 30 days (8,400 and 36,000 old keys): moto's whole-bucket listing is
+slow (~5 min at 90 days); `--days 30,90` is the issue's >= 100,000-key setting (~15 min).
 
 Note: moto scans its whole key dict on every ListObjectsV2, so wall times on moto grow with the
 bucket for both sides; request and key counts are what real S3 bills and times.
 
-    PYTHONPATH=. python bench/sensor_scale.py [--customers 50 --days 30,90 --new-files 100]
+    PYTHONPATH=. python bench/sensor_scale.py [--customers 50 --days 7,30 --new-files 100]
 """
 
 from __future__ import annotations
@@ -28,17 +35,31 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+from dataclasses import replace
+
+from clickstream_assets.arrival_queue import ArrivalQueue
+from clickstream_assets.arrival_tick import arrival_tick
 from clickstream_assets.arrivals import ArrivalCursor, Budget, floor_hour, lister_for, scan
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.s3_event_store import S3EventStore
-from clickstream_assets_tests.s3_seed import BUCKET, event_key, history, put_direct, put_http
+from clickstream_assets_tests.s3_seed import (
+    BUCKET,
+    event_key,
+    history,
+    notified_queue,
+    put_direct,
+    put_http,
+)
+
+S3_LIST_PRICE = 5.0  # USD per million ListObjectsV2 (S3 Standard, us-east-1)
+SQS_PRICE = 0.40  # USD per million SQS requests (standard queue)
 from clickstream_assets_tests.services import FAKE_AWS_ENV, start_moto_s3
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--customers", type=int, default=50)
-    p.add_argument("--days", default="30,90", help="history lengths to measure, ascending")
+    p.add_argument("--days", default="7,30", help="history lengths to measure, ascending")
     p.add_argument("--files-per-hour", type=int, default=1)
     p.add_argument("--new-files", type=int, default=100)
     p.add_argument("--lookback-hours", type=int, default=48)
@@ -117,12 +138,52 @@ def dagster_tick(url: str, customers, state: ArrivalCursor, now: datetime) -> fl
     return wall
 
 
+def queue_tick(store: S3EventStore, queue: ArrivalQueue, customers, cursor, now, lookback):
+    """The sensor's tick with a queue, the reconciliation sweep not due (it ran just now)."""
+    store.requests.reset()
+    queue.requests.reset()
+    state = replace(cursor, swept_at=int(now.timestamp()))
+    result, wall = timed(lambda: arrival_tick(customers, state, now, store, lambda s: s,
+                                              logging.getLogger("bench"), queue=queue,
+                                              reconcile_seconds=3600, lookback_hours=lookback))
+    return result, wall, store.requests.total, queue.requests.total
+
+
+def cost_row(label: str, s3: int, sqs: int, full: int) -> None:
+    total = s3 + sqs
+    dollars = (s3 * S3_LIST_PRICE + sqs * SQS_PRICE)
+    print(f"  {label:<40} {s3:5d} {sqs:5d} {total:6d}  {full / max(total, 1):6.1f}x  "
+          f"${dollars:7.2f}  {full * S3_LIST_PRICE / max(dollars, 1e-9):6.1f}x")
+
+
+def queue_figures(store, queue, customers, cursor, now, args, tick, f_calls, n_new) -> None:
+    q, q_wall, q_s3, q_sqs = queue_tick(store, queue, customers, cursor, now,
+                                        args.lookback_hours)
+    idle, _, i_s3, i_sqs = queue_tick(store, queue, customers, q.token, now,
+                                      args.lookback_hours)
+    full, listing = sum(f_calls.values()), tick.requests
+    same = {r.run_key for r in q.ranges} == {r.run_key for r in tick.ranges}
+    print(f"  requests per tick, same {n_new} new files{'':<14} S3   SQS  total   vs (a)  "
+          "$/M ticks  vs (a)")
+    cost_row("(a) whole-bucket listing", full, 0, full)
+    cost_row("(b) listing tick (lookback per customer)", listing, 0, full)
+    cost_row("(c) queue tick (S3 notifications)", q_s3, q_sqs, full)
+    cost_row("(c) queue tick, nothing new", i_s3, i_sqs, full)
+    sweep_every = 60  # ticks: the default 60-minute sweep at one tick per minute
+    print(f"  queue tick {q_wall * 1000:.0f} ms, {q.messages} messages (incl. s3:TestEvent), "
+          f"{len(q.ranges)} run requests, same run keys "
+          f"as the listing tick: {same}; with the hourly sweep ({listing} requests every "
+          f"{sweep_every} ticks) an idle tick averages {i_s3 + i_sqs + listing / sweep_every:.1f}"
+          " requests")
+    assert idle.ranges == [] and q_s3 == 0, "the queue tick must not list"
+
+
 def row(label: str, wall: float, calls: dict, keys: int, extra: str = "") -> None:
     print(f"  {label:<28} {wall * 1000:9.0f} ms  {sum(calls.values()):6d} requests "
           f"{keys:9d} keys listed  {extra}")
 
 
-def measure(store, url, customers, now, args, rng, days: int, last: bool) -> None:
+def measure(store, queue, url, customers, now, args, rng, days: int, last: bool) -> None:
     cursor = scan(customers, ArrivalCursor(), now, lister_for(store), lambda: 0,
                   args.lookback_hours).cursor  # the previous tick saw everything but the new
     items = new_files(customers, now, args.new_files, args.lookback_hours, rng)
@@ -152,6 +213,14 @@ def measure(store, url, customers, now, args, rng, days: int, last: bool) -> Non
     print(f"  budgeted ticks (<= {args.tick_budget} requests, round-robin): at most {b_most} "
           f"requests per tick = {fc / b_most:.1f}x fewer than the full listing, but a pass over "
           f"all customers takes {b_ticks} ticks; same run requests: {same}")
+    queue_figures(store, queue, customers, cursor, now, args, tick, f_calls, len(items))
+
+
+def notifications(client, config: dict | None) -> None:
+    """Switch the bucket's notifications off (None) or back on while seeding history."""
+    keep = {k: v for k, v in (config or {}).items() if k.endswith("Configurations")}
+    client.put_bucket_notification_configuration(Bucket=BUCKET,
+                                                 NotificationConfiguration=keep)
 
 
 def main() -> int:
@@ -164,23 +233,27 @@ def main() -> int:
         s3.client().create_bucket(Bucket=BUCKET)
         url = f"s3://{BUCKET}/landing?endpoint_url={s3.endpoint_url}"
         store = S3EventStore.from_url(url)
+        queue = ArrivalQueue(notified_queue(s3.endpoint_url, s3.client()))
         now = datetime.now(timezone.utc).replace(minute=30, second=0, microsecond=0)
         days_list = sorted(int(d) for d in args.days.split(","))
         customers = [CustomerConfig(customer_id=f"c{i:03d}", start=now - timedelta(
             days=days_list[-1] + 1)) for i in range(args.customers)]
         rng = random.Random(args.seed)
+        saved = s3.client().get_bucket_notification_configuration(Bucket=BUCKET)
         prefixes = [c.prefix for c in customers]
         seeded, covered = 0, 0
         for days in days_list:  # grow the history backwards in place
             hours = days * 24 - covered
             first = floor_hour(now) - timedelta(hours=days * 24)
+            notifications(s3.client(), None)  # old keys are history, not news
             _, wall = timed(lambda: put_direct(BUCKET, history(prefixes, first, hours,
                                                                args.files_per_hour,
                                                                root="landing")))
+            notifications(s3.client(), saved)
             seeded += hours * len(prefixes) * args.files_per_hour
             covered = days * 24
             print(f"seeded {seeded:,} old keys in {wall:.1f} s (direct into moto)", flush=True)
-            measure(store, url, customers, now, args, rng, days, days == days_list[-1])
+            measure(store, queue, url, customers, now, args, rng, days, days == days_list[-1])
     finally:
         s3.server.stop()
     return 0

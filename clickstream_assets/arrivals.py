@@ -4,11 +4,13 @@ Plain logic, no Dagster and no boto3, so every rule is testable on its own. One 
 
 - per customer, list only the hours that can still receive files (the lookback, default 48
   hours, plus the current hour) with the store's ranged listing;
-- per customer-hour keep a 32-bit digest of its complete files (key, size, ETag, mtime):
-  a new, overwritten, late or just-finished file changes it, a file still being written
-  (zero bytes, temporary name) does not;
-- hours whose digest changed become ranges of contiguous hours (one run per range);
-- the cursor holds only digests inside the lookback (compressed JSON), so it stays small and
+- per customer-hour keep 32-bit fingerprints of its complete files (key, size, ETag or
+  mtime): a new, overwritten, late or just-finished file changes them, a file still being
+  written (zero bytes, temporary name) does not;
+- hours whose files changed become ranges of contiguous hours (one run per range);
+- files announced by S3 event notifications (`note_files`) join the same state, so the
+  listing (then a reconciliation sweep) does not request them again;
+- the cursor holds only fingerprints inside the lookback (compressed JSON), so it stays small and
   never grows with history; S3's LastModified is not used (a multipart upload carries its
   start time, so a "newer than" cursor would skip late files);
 - a budget (requests, seconds) bounds a scan; the next scan continues round-robin;
@@ -28,15 +30,22 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Protocol, Sequence
 
 from .customers import CustomerConfig
-from .event_store import EventFile, EventStore, hour_prefix, is_complete_event_file
+from .event_store import (
+    EventFile,
+    EventStore,
+    hour_from_key,
+    hour_prefix,
+    is_complete_event_file,
+)
 
 DEFAULT_LOOKBACK_HOURS = 48
 DEFAULT_MAX_REQUESTS = 1000
 DEFAULT_MAX_SECONDS = 30.0
 DEFAULT_CONCURRENCY = 8  # listings in flight: ~1000 customers x ~40 ms fit one tick
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2  # 2: per-file fingerprints per hour (1 held one digest per hour)
 
 HoursListing = dict[datetime, list[EventFile]]
+HourFiles = tuple[int, ...]  # sorted fingerprints of an hour's complete files
 
 
 def epoch_hour(hour: datetime) -> int:
@@ -51,30 +60,52 @@ def floor_hour(t: datetime) -> datetime:
     return t.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-def hour_digest(files: Iterable[EventFile]) -> int:
-    """CRC-32 of the hour's complete files; 0 means "no complete file"."""
-    lines = sorted(f"{f.key}\0{f.size}\0{getattr(f, 'etag', '')}\0{f.last_modified:.3f}"
-                   for f in files if is_complete_event_file(f))
-    if not lines:
+def file_digest(f: EventFile) -> int:
+    """32-bit fingerprint of one file version. The ETag when there is one (S3: a listing and
+    an event notification both carry it, so both paths fingerprint a file alike); the local
+    store has none, so its mtime stands in."""
+    version = getattr(f, "etag", "") or f"{f.last_modified:.3f}"
+    return zlib.crc32(f"{f.key}\0{f.size}\0{version}".encode())
+
+
+def hour_files(files: Iterable[EventFile]) -> HourFiles:
+    """Sorted fingerprints of an hour's complete files (still-being-written ones left out)."""
+    return tuple(sorted({file_digest(f) for f in files if is_complete_event_file(f)}))
+
+
+def files_digest(files: HourFiles) -> int:
+    """One number for an hour's content; 0 means "no complete file"."""
+    if not files:
         return 0
-    return zlib.crc32("\n".join(lines).encode()) or 1
+    return zlib.crc32(",".join(map(str, files)).encode()) or 1
 
 
-def digests_of(listing: HoursListing) -> dict[int, int]:
-    out = {epoch_hour(h): hour_digest(fs) for h, fs in listing.items()}
+def hour_digest(files: Iterable[EventFile]) -> int:
+    return files_digest(hour_files(files))
+
+
+def digests_of(listing: HoursListing) -> dict[int, HourFiles]:
+    out = {epoch_hour(h): hour_files(fs) for h, fs in listing.items()}
     return {h: d for h, d in out.items() if d}
 
 
 @dataclass
 class ArrivalCursor:
-    """customer -> {epoch hour: digest} inside the lookback, and where to resume."""
+    """customer -> {epoch hour: its files' fingerprints} inside the lookback, where to resume
+    the listing, and when the current reconciliation pass started (epoch seconds).
 
-    digests: dict[str, dict[int, int]] = field(default_factory=dict)
+    Per-file fingerprints (not one digest per hour) let a notified file join its hour's state,
+    so a re-delivered notification, or the sweep that lists the same file later, finds it
+    already known and requests nothing."""
+
+    digests: dict[str, dict[int, HourFiles]] = field(default_factory=dict)
     resume_at: str = ""  # customer id the next scan starts with ("" = the first)
+    swept_at: int = 0  # when the latest reconciliation pass started (queue mode)
 
     def encode(self) -> str:
-        data = {"v": CURSOR_VERSION, "r": self.resume_at,
-                "d": {c: sorted(hs.items()) for c, hs in sorted(self.digests.items())}}
+        data = {"v": CURSOR_VERSION, "r": self.resume_at, "s": self.swept_at,
+                "d": {c: [[h, list(fs)] for h, fs in sorted(hs.items())]
+                      for c, hs in sorted(self.digests.items())}}
         raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode()
 
@@ -91,8 +122,9 @@ class ArrivalCursor:
         if data.get("v") != CURSOR_VERSION:
             raise ValueError(f"arrival sensor cursor has version {data.get('v')!r}, expected "
                              f"{CURSOR_VERSION}; clear the sensor's cursor to start over")
-        digests = {c: {int(h): int(d) for h, d in pairs} for c, pairs in data["d"].items()}
-        return cls(digests=digests, resume_at=data.get("r", ""))
+        digests = {c: {int(h): tuple(int(x) for x in fs) for h, fs in pairs}
+                   for c, pairs in data["d"].items()}
+        return cls(digests=digests, resume_at=data.get("r", ""), swept_at=int(data.get("s", 0)))
 
 
 @dataclass(frozen=True)
@@ -113,10 +145,11 @@ class HourRange:
         return f"{self.customer_id}:{self.first:%Y%m%d%H}-{self.last:%Y%m%d%H}:{self.digest}"
 
 
-def changed_hours(old: dict[int, int], new: dict[int, int], first: int, last: int) -> list[int]:
-    """Hours in [first, last] whose digest differs (new, changed, or emptied)."""
+def changed_hours(old: dict[int, HourFiles], new: dict[int, HourFiles], first: int,
+                  last: int) -> list[int]:
+    """Hours in [first, last] whose files differ (new, changed, or emptied)."""
     hours = {h for h in (*old, *new) if first <= h <= last}
-    return sorted(h for h in hours if old.get(h, 0) != new.get(h, 0))
+    return sorted(h for h in hours if old.get(h, ()) != new.get(h, ()))
 
 
 def contiguous(hours: Sequence[int]) -> list[tuple[int, int]]:
@@ -129,11 +162,11 @@ def contiguous(hours: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-def hour_ranges(customer_id: str, old: dict[int, int], new: dict[int, int], first: int,
-                last: int) -> list[HourRange]:
+def hour_ranges(customer_id: str, old: dict[int, HourFiles], new: dict[int, HourFiles],
+                first: int, last: int) -> list[HourRange]:
     out = []
     for lo, hi in contiguous(changed_hours(old, new, first, last)):
-        content = ",".join(f"{h}:{new.get(h, 0)}" for h in range(lo, hi + 1))
+        content = ",".join(f"{h}:{files_digest(new.get(h, ()))}" for h in range(lo, hi + 1))
         out.append(HourRange(customer_id, hour_at(lo), hour_at(hi),
                              f"{zlib.crc32(content.encode()):08x}"))
     return out
@@ -249,5 +282,69 @@ def scan(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now: dateti
         first = epoch_hour(window[0]) if window else 0
         digests[cid] = {h: d for h, d in digests.get(cid, {}).items() if h >= first}
     resume = pending[0] if pending else ""
-    return ScanResult(ranges, ArrivalCursor(digests, resume), listed, pending,
+    return ScanResult(ranges, ArrivalCursor(digests, resume, cursor.swept_at), listed, pending,
                       requests_made() - base, errors)
+
+
+@dataclass
+class NoteResult:
+    cursor: ArrivalCursor
+    touched: set[str]  # customers with a file not seen before
+    added: int  # files new to the state
+    known: int  # files already in the state (re-delivered, or listed before)
+    outside: list[str]  # keys of hours outside the watched window (logged, not loaded)
+
+
+def current_state(by_id: dict[str, CustomerConfig], cursor: ArrivalCursor, now: datetime,
+                  lookback_hours: int) -> dict[str, dict[int, HourFiles]]:
+    """The state of enabled customers, minus hours that left the lookback."""
+    out = {}
+    for cid, hours in cursor.digests.items():
+        window = by_id.get(cid) and lookback_window(by_id[cid], now, lookback_hours)
+        if window:
+            out[cid] = {h: fs for h, fs in hours.items() if h >= epoch_hour(window[0])}
+    return out
+
+
+def note_files(customers: Sequence[CustomerConfig], cursor: ArrivalCursor,
+               files: Sequence[tuple[str, EventFile]], now: datetime,
+               lookback_hours: int = DEFAULT_LOOKBACK_HOURS) -> NoteResult:
+    """Add notified (customer id, file) pairs to the state: no listing. Incomplete files are
+    skipped, and so are hours outside the customer's window (as the listing would)."""
+    by_id = {c.customer_id: c for c in customers if c.enabled}
+    digests = current_state(by_id, cursor, now, lookback_hours)
+    touched: set[str] = set()
+    added, known, outside = 0, 0, []
+    for cid, f in files:
+        hour, window = hour_from_key(f.key), lookback_window(by_id[cid], now, lookback_hours)
+        if hour is None or window is None or not window[0] <= hour <= window[1]:
+            outside.append(f.key)
+            continue
+        if not is_complete_event_file(f):
+            continue
+        hours = digests.setdefault(cid, {})
+        current, fp = hours.get(epoch_hour(hour), ()), file_digest(f)
+        if fp in current:
+            known += 1
+            continue
+        hours[epoch_hour(hour)] = tuple(sorted((*current, fp)))
+        touched.add(cid)
+        added += 1
+    return NoteResult(ArrivalCursor(digests, cursor.resume_at, cursor.swept_at), touched,
+                      added, known, outside)
+
+
+def ranges_between(customers: Sequence[CustomerConfig], old: ArrivalCursor,
+                   new: ArrivalCursor, customer_ids: Iterable[str], now: datetime,
+                   lookback_hours: int = DEFAULT_LOOKBACK_HOURS) -> list[HourRange]:
+    """Runs for everything that changed between two states: a tick that both drained
+    notifications and listed asks once per customer-hour, not once per path."""
+    by_id = {c.customer_id: c for c in customers if c.enabled}
+    ranges: list[HourRange] = []
+    for cid in sorted(set(customer_ids) & set(by_id)):
+        window = lookback_window(by_id[cid], now, lookback_hours)
+        if window:
+            first, last = (epoch_hour(t) for t in window)
+            ranges += hour_ranges(cid, old.digests.get(cid, {}), new.digests.get(cid, {}),
+                                  first, last)
+    return ranges

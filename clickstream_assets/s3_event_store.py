@@ -38,13 +38,21 @@ def make_s3_client(endpoint_url: str | None = None, region_name: str | None = No
                    profile_name: str | None = None, max_attempts: int | None = None,
                    **client_kwargs: Any) -> Any:
     """A boto3 S3 client on the default credential chain, adaptive retries for throttling."""
+    return make_aws_client("s3", endpoint_url, region_name, profile_name, max_attempts,
+                           **client_kwargs)
+
+
+def make_aws_client(service: str, endpoint_url: str | None = None,
+                    region_name: str | None = None, profile_name: str | None = None,
+                    max_attempts: int | None = None, **client_kwargs: Any) -> Any:
+    """A boto3 client (S3, SQS) on the default credential chain, adaptive retries."""
     import boto3  # noqa: PLC0415 - only the S3 backend needs boto3
     from botocore.config import Config  # noqa: PLC0415
 
     retries = {**DEFAULT_RETRIES, **({"max_attempts": max_attempts} if max_attempts else {})}
     config = Config(retries=retries, max_pool_connections=32)
     return boto3.session.Session(profile_name=profile_name).client(
-        "s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+        service, endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
         region_name=region_name, config=config, **client_kwargs)
 
 
@@ -59,16 +67,16 @@ def client_like_s3_resource(resource: Any) -> Any:
 
 
 class RequestCounter:
-    """Counts S3 API calls (operations), HTTP attempts (incl. retries) and keys listed."""
+    """Counts API calls (operations), HTTP attempts (incl. retries) and keys listed (S3)."""
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, service: str = "s3"):
         self.calls: Counter[str] = Counter()
         self.attempts = 0
         self.keys_listed = 0
         self._lock = threading.Lock()  # the sensor lists several customers at once
-        client.meta.events.register("before-call.s3", self._on_call)
-        client.meta.events.register("before-send.s3", self._on_send)
-        client.meta.events.register("after-call.s3.ListObjectsV2", self._on_listed)
+        client.meta.events.register(f"before-call.{service}", self._on_call)
+        client.meta.events.register(f"before-send.{service}", self._on_send)
+        client.meta.events.register(f"after-call.{service}.ListObjectsV2", self._on_listed)
 
     def _on_listed(self, parsed: Any = None, **_: Any) -> None:
         with self._lock:

@@ -5,7 +5,9 @@ per contiguous range of a customer's changed hours, as a partition range so the 
 single-run backfill policy loads it in one go) and keeps the cursor. Run keys name the
 content (`customer:hours:digest`), so a repeated tick, or a tick whose cursor update was
 lost, requests nothing new. The digests live in the instance's key-value store (see
-`ArrivalStateStore`); the tick's cursor stays a few bytes. Stopped by default: set
+`ArrivalStateStore`); the tick's cursor stays a few bytes. With CLICKSTREAM_ARRIVAL_QUEUE_URL
+the tick reads S3 event notifications from SQS and lists only as a periodic reconciliation
+sweep (`arrival_tick`). Stopped by default: set
 CLICKSTREAM_ARRIVAL_SENSOR=running (or start it in the UI) where files really arrive.
 """
 
@@ -35,9 +37,9 @@ from .arrivals import (
     ArrivalCursor,
     Budget,
     HourRange,
-    lister_for,
-    scan,
 )
+from .arrival_queue import DEFAULT_MAX_RECEIVES, ArrivalQueue
+from .arrival_tick import DEFAULT_RECONCILE_SECONDS, TickResult, arrival_tick
 from .customers import CustomerConfig
 from .factory import PARTITION_FORMAT, TABLE_ASSETS, raw_events_key, table_key
 from .resources import EventStoreResource
@@ -47,6 +49,8 @@ SENSOR_NAME = "clickstream_arrivals"
 STATUS_ENV = "CLICKSTREAM_ARRIVAL_SENSOR"
 LOOKBACK_ENV = "CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS"
 INTERVAL_ENV = "CLICKSTREAM_ARRIVAL_INTERVAL_SECONDS"
+QUEUE_ENV = "CLICKSTREAM_ARRIVAL_QUEUE_URL"  # absent: listing every tick
+RECONCILE_ENV = "CLICKSTREAM_ARRIVAL_RECONCILE_MINUTES"  # with a queue: sweep this often
 DEFAULT_INTERVAL_SECONDS = 60
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -108,17 +112,6 @@ def run_request_for(hours: HourRange) -> RunRequest:
                       tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last})
 
 
-def check_errors(context: SensorEvaluationContext, errors: dict[str, str], listed: int,
-                 where: str) -> None:
-    """Log each customer whose listing failed; fail the tick when none could be listed."""
-    for cid, error in sorted(errors.items()):
-        context.log.error(f"{cid}: listing {where} failed, retried next tick: {error}")
-    if errors and len(errors) == listed:
-        first = sorted(errors.items())[0]
-        raise RuntimeError(f"no customer could be listed in {where} ({len(errors)} failed); "
-                           f"first: {first[0]}: {first[1]}")
-
-
 def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
     raw = (os.environ if env is None else env).get(name, "").strip()
     if not raw:
@@ -133,6 +126,15 @@ def default_status(env: Mapping[str, str] | None = None) -> DefaultSensorStatus:
     return DefaultSensorStatus.RUNNING if value == "running" else DefaultSensorStatus.STOPPED
 
 
+def tick_summary(result: TickResult) -> str:
+    sweep = result.sweep
+    listed = (f"listed {len(sweep.listed)} customers ({sweep.requests} requests), "
+              f"{len(sweep.pending)} left for the next tick" if sweep else "no listing")
+    queue = (f"{result.messages} notifications ({result.files} new files, {result.known} "
+             "already known), " if result.messages else "")
+    return f"{queue}{listed}, {len(result.ranges)} runs requested"
+
+
 def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SENSOR_NAME,
                          lookback_hours: int | None = None,
                          max_requests: int = DEFAULT_MAX_REQUESTS,
@@ -140,37 +142,47 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
                          concurrency: int = DEFAULT_CONCURRENCY,
                          minimum_interval_seconds: int | None = None,
                          status: DefaultSensorStatus | None = None,
-                         clock: Callable[[], datetime] | None = None) -> SensorDefinition:
+                         clock: Callable[[], datetime] | None = None,
+                         queue_url: str | None = None,
+                         reconcile_seconds: float | None = None,
+                         max_receives: int = DEFAULT_MAX_RECEIVES) -> SensorDefinition:
     """One sensor watching every enabled customer's recent hours; disabled ones are skipped.
 
     `asset_selection` (not `target`): customers' partitions differ (each starts at its own
     hour), so each run goes to the implicit job of its customer's assets, not one job.
-    Unset knobs come from CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS / _INTERVAL_SECONDS."""
+    Unset knobs come from CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS / _INTERVAL_SECONDS /
+    _QUEUE_URL (S3 event notifications; listing only when absent) / _RECONCILE_MINUTES."""
     lookback_hours = lookback_hours or env_int(LOOKBACK_ENV, DEFAULT_LOOKBACK_HOURS)
     interval = minimum_interval_seconds or env_int(INTERVAL_ENV, DEFAULT_INTERVAL_SECONDS)
+    queue_url = queue_url or os.environ.get(QUEUE_ENV, "").strip() or None
+    reconcile = reconcile_seconds or 60 * env_int(RECONCILE_ENV, DEFAULT_RECONCILE_SECONDS // 60)
     enabled = [c for c in customers if c.enabled]
     selection = AssetSelection.assets(*(k for c in enabled
                                         for k in customer_asset_keys(c.customer_id)))
     now = clock or (lambda: datetime.now(timezone.utc))
+    signal = (f"S3 notifications, listing every {reconcile / 60:g} min" if queue_url
+              else "listing")
 
     @sensor(name=name, asset_selection=selection, minimum_interval_seconds=interval,
             default_status=status or default_status(),
             description=f"New event files in the last {lookback_hours} hours of "
-                        f"{len(enabled)} customers -> runs for the changed hours.")
+                        f"{len(enabled)} customers ({signal}) -> runs for the changed hours.")
     def arrival_sensor(context: SensorEvaluationContext,
                        event_store: EventStoreResource) -> SensorResult:
         store = event_store.get_store()
-        counter = getattr(store, "requests", None)
         state = ArrivalStateStore(context.instance.daemon_cursor_storage, name)
         previous, generation = state.load(context.cursor, context.log)
-        result = scan(enabled, previous, now(), lister_for(store),
-                      (lambda: counter.total) if counter else (lambda: 0), lookback_hours,
-                      Budget(max_requests=max_requests, max_seconds=max_seconds), concurrency)
-        context.log.info(
-            f"listed {len(result.listed)} customers ({result.requests} requests), "
-            f"{len(result.pending)} left for the next tick, {len(result.ranges)} runs requested")
-        check_errors(context, result.errors, len(result.listed), store.uri)
+        result = arrival_tick(
+            customers, previous, now(), store, lambda s: state.save(s, generation),
+            context.log, queue=ArrivalQueue(queue_url) if queue_url else None,
+            reconcile_seconds=reconcile, lookback_hours=lookback_hours,
+            budget=Budget(max_requests=max_requests, max_seconds=max_seconds),
+            concurrency=concurrency, max_receives=max_receives)
+        context.log.info(tick_summary(result))
+        for failure in result.delete_failures[:3]:
+            context.log.warning(f"could not delete a notification (re-delivered, harmless): "
+                                f"{failure}")
         return SensorResult(run_requests=[run_request_for(r) for r in result.ranges],
-                            cursor=state.save(result.cursor, generation))
+                            cursor=result.token)
 
     return arrival_sensor

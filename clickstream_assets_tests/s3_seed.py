@@ -61,3 +61,21 @@ def history(prefixes: Iterable[str], first_hour: datetime, hours: int, files_per
             hour = first_hour + timedelta(hours=i)
             for f in range(files_per_hour):
                 yield event_key(prefix, hour, f"part-{f:04d}.json", root), body
+
+
+def notified_queue(endpoint_url: str, client, bucket: str = BUCKET, root: str = "landing",
+                   name: str = "arrivals") -> str:
+    """An SQS queue on the same moto server, fed by the bucket's `s3:ObjectCreated:*`
+    notifications under `root/` (what the bucket owner configures); returns its URL."""
+    import boto3  # noqa: PLC0415
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-east-1")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    config = {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+    if root.strip("/"):
+        config["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix",
+                                                     "Value": f"{root.strip('/')}/"}]}}
+    client.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [config]})
+    return url

@@ -43,8 +43,8 @@ def test_digest_ignores_files_still_being_written():
 
 def test_ranges_group_contiguous_changed_hours_and_name_the_content():
     h = epoch_hour(HOUR)
-    old = {h - 5: 1, h - 3: 7, h: 9}
-    new = {h - 5: 1, h - 3: 8, h - 2: 4, h: 9, h + 1: 3}
+    old = {h - 5: (1,), h - 3: (7,), h: (9,)}
+    new = {h - 5: (1,), h - 3: (8,), h - 2: (4,), h: (9,), h + 1: (3,)}
     assert contiguous([1, 2, 3, 7, 9, 10]) == [(1, 3), (7, 7), (9, 10)]
     ranges = hour_ranges("acme", old, new, h - 48, h + 1)
     assert [(r.first, r.last) for r in ranges] == [
@@ -53,13 +53,13 @@ def test_ranges_group_contiguous_changed_hours_and_name_the_content():
     again = hour_ranges("acme", old, new, h - 48, h + 1)
     assert [r.run_key for r in again] == [r.run_key for r in ranges]
     assert ranges[0].run_key.startswith("acme:2026112007-2026112008:")
-    emptied = hour_ranges("acme", {h: 5}, {}, h - 48, h)
+    emptied = hour_ranges("acme", {h: (5,)}, {}, h - 48, h)
     assert [(r.first, r.last) for r in emptied] == [(HOUR, HOUR)]
 
 
 def test_cursor_round_trips_compactly_and_refuses_garbage():
     h = epoch_hour(HOUR)
-    cursor = ArrivalCursor({f"c{i:03d}": {h - k: (k * 2654435761) % 2**32 for k in range(49)}
+    cursor = ArrivalCursor({f"c{i:03d}": {h - k: ((k * 2654435761) % 2**32,) for k in range(49)}
                             for i in range(50)}, resume_at="c007")
     text = cursor.encode()
     assert ArrivalCursor.decode(text) == cursor
@@ -138,14 +138,14 @@ def test_customers_not_started_or_disabled_are_not_listed(store):
     future = CustomerConfig(customer_id="later", start=NOW + timedelta(days=1))
     paused = CustomerConfig(customer_id="paused", start=NOW - timedelta(days=1), enabled=False)
     seen = []
-    result = scan([future, paused], ArrivalCursor({"paused": {1: 2}}), NOW,
+    result = scan([future, paused], ArrivalCursor({"paused": {1: (2,)}}), NOW,
                   lambda p, a, b: seen.append(p) or {}, lambda: 0)
     assert seen == [] and result.ranges == [] and result.cursor.digests == {}
 
 
 def test_a_failing_customer_listing_does_not_stop_the_others(store):
     store.write(hour_prefix("c1", HOUR) + "a.json", b"{}\n")
-    cursor = ArrivalCursor({"c0": {epoch_hour(HOUR): 42}})
+    cursor = ArrivalCursor({"c0": {epoch_hour(HOUR): (42,)}})
 
     def lister(prefix, first, last):
         if prefix == "c0":
@@ -155,4 +155,4 @@ def test_a_failing_customer_listing_does_not_stop_the_others(store):
     result = scan(customers(2), cursor, NOW, lister, lambda: 0)
     assert result.errors == {"c0": "PermissionError: AccessDenied on c0/"}
     assert [r.customer_id for r in result.ranges] == ["c1"]
-    assert result.cursor.digests["c0"] == {epoch_hour(HOUR): 42}  # kept, retried next scan
+    assert result.cursor.digests["c0"] == {epoch_hour(HOUR): (42,)}  # kept, retried next scan
