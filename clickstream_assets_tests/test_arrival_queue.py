@@ -21,6 +21,7 @@ from clickstream_assets.arrival_queue import (
 from clickstream_assets.arrival_tick import arrival_tick
 from clickstream_assets.arrivals import ArrivalCursor
 from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.run_queue import CUSTOMER_TAG
 from clickstream_assets.s3_event_store import S3EventStore
 
 from .s3_seed import BUCKET, create_bucket, event_body, event_key, notified_queue
@@ -222,7 +223,7 @@ def test_the_sensor_reads_the_queue_and_sweeps_when_due(s3, tmp_path, monkeypatc
                                   definitions=defs) as ctx:
             data = sensor.evaluate_tick(ctx)
         cursor = data.cursor
-        return sorted((r.tags["customer"], r.partition_key) for r in data.run_requests)
+        return sorted((r.tags[CUSTOMER_TAG], r.partition_key) for r in data.run_requests)
 
     rig.put("acme", HOUR, "a.json")
     assert tick(0) == [("acme", "2026-11-20-10:00")]  # first tick: sweep (+ notification)
