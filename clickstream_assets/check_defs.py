@@ -15,9 +15,10 @@ from dagster import (
     AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetChecksDefinition,
     MetadataValue,
-    asset_check,
+    multi_asset_check,
 )
 
 from . import checks
@@ -44,12 +45,13 @@ def freshness_delay_from_env(env: Mapping[str, str] | None = None) -> timedelta:
 
 
 def _result(outcome: checks.CheckOutcome,
-            severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
+            severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+            check_name: str | None = None) -> AssetCheckResult:
     metadata = {k: (MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
                 for k, v in outcome.metadata.items() if v is not None}
     metadata["summary"] = outcome.description
     return AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata,
-                            description=outcome.description)
+                            description=outcome.description, check_name=check_name)
 
 
 def previous_columns(context: AssetCheckExecutionContext,
@@ -65,44 +67,44 @@ def previous_columns(context: AssetCheckExecutionContext,
     return None
 
 
+CHECKS = {
+    "reconciliation": ("Audit counts balance and tables hold what the loads wrote.", True),
+    "freshness": ("The latest complete hour is loaded within {delay}.", False),
+    "schema_drift": ("New tables or columns since the last check (warning).", False),
+}
+
+
 def build_customer_checks(customer: CustomerConfig,
                           delay: timedelta = checks.DEFAULT_FRESHNESS_DELAY
                           ) -> list[AssetChecksDefinition]:
+    """One multi-check per customer: three checks in one op, a third of the load cost of
+    three single checks (1,000 customers build noticeably faster); each still runs alone."""
     cid, schema = customer.customer_id, customer.warehouse_schema
     loads = table_key(cid, LOADS_ASSET)
+    specs = [AssetCheckSpec(name, asset=loads, description=text.format(delay=delay),
+                            blocking=blocking)
+             for name, (text, blocking) in CHECKS.items()]
 
-    @asset_check(asset=loads, name="reconciliation", blocking=True,
-                 description="Audit counts balance and tables hold what the loads wrote.")
-    def reconciliation(warehouse: WarehouseResource) -> AssetCheckResult:
+    @multi_asset_check(specs=specs, name=f"{cid}__checks", can_subset=True)
+    def customer_checks(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        selected = {key.name for key in context.selected_asset_check_keys}
         wh = warehouse.get_warehouse(customer)
         try:
-            return _result(checks.reconcile(wh, schema))
+            if "reconciliation" in selected:
+                yield _result(checks.reconcile(wh, schema), check_name="reconciliation")
+            if "freshness" in selected:
+                yield _result(checks.freshness(wh, schema, datetime.now(timezone.utc),
+                                               customer.start, delay),
+                              check_name="freshness")
+            if "schema_drift" in selected:
+                columns = checks.current_columns(wh, schema)
+                previous = previous_columns(context, AssetCheckKey(loads, "schema_drift"))
+                yield _result(checks.schema_drift(columns, previous), AssetCheckSeverity.WARN,
+                              check_name="schema_drift")
         finally:
             wh.close()
 
-    @asset_check(asset=loads, name="freshness",
-                 description=f"The latest complete hour is loaded within {delay}.")
-    def freshness(warehouse: WarehouseResource) -> AssetCheckResult:
-        wh = warehouse.get_warehouse(customer)
-        try:
-            return _result(checks.freshness(wh, schema, datetime.now(timezone.utc),
-                                            customer.start, delay))
-        finally:
-            wh.close()
-
-    @asset_check(asset=loads, name="schema_drift",
-                 description="New tables or columns since the last check (warning).")
-    def schema_drift(context: AssetCheckExecutionContext,
-                     warehouse: WarehouseResource) -> AssetCheckResult:
-        wh = warehouse.get_warehouse(customer)
-        try:
-            columns = checks.current_columns(wh, schema)
-        finally:
-            wh.close()
-        previous = previous_columns(context, AssetCheckKey(loads, "schema_drift"))
-        return _result(checks.schema_drift(columns, previous), AssetCheckSeverity.WARN)
-
-    return [reconciliation, freshness, schema_drift]
+    return [customer_checks]
 
 
 def build_all_customer_checks(customers: list[CustomerConfig],

@@ -91,7 +91,7 @@ def test_first_tick_requests_each_customer_range_then_nothing(h):
     assert {r.tags[TRIGGER_TAG] for r in requests} == {"sensor"}
     globex = next(r for r in requests if r.tags[CUSTOMER_TAG] == "globex")
     assert {k.path[0] for k in globex.asset_selection} == {"globex"}
-    assert len(globex.asset_selection) == 12  # raw_events + the table multi-asset
+    assert len(globex.asset_selection) == 12  # raw_events + the tables, one multi-asset
     # each request resolved to the implicit asset job of its customer's partitions
     assert all(r.job_name and r.job_name.startswith("__ASSET_JOB") for r in requests)
     job = h.defs.resolve_job_def(globex.job_name)

@@ -21,17 +21,22 @@ def test_definitions_have_assets_for_each_enabled_customer(settings):
 
 
 def test_tables_depend_on_raw_events_and_share_hourly_partitions(customer):
-    raw, tables = build_customer_assets(customer)
-    assert raw.key == AssetKey(["acme", "raw_events"])
-    for spec in tables.specs:
+    (assets,) = build_customer_assets(customer)  # one op: raw events and the tables
+    raw = AssetKey(["acme", "raw_events"])
+    specs = {spec.key: spec for spec in assets.specs}
+    assert set(specs) == {raw, *(AssetKey(["acme", name]) for name in TABLE_ASSETS)}
+    assert not specs[raw].deps
+    for key, spec in specs.items():
         assert spec.group_name == "acme"
-        assert [d.asset_key for d in spec.deps] == [raw.key]
+        if key != raw:
+            assert [d.asset_key for d in spec.deps] == [raw]
+    assert assets.asset_deps[AssetKey(["acme", "tracks"])] == {raw}  # lineage in the graph
     keys = customer_partitions(customer).get_partition_keys(
         current_time=datetime(2026, 11, 1, 3, 30, tzinfo=timezone.utc))
     # start hour, complete hours, and the current (still filling) hour
     assert keys == ["2026-11-01-00:00", "2026-11-01-01:00", "2026-11-01-02:00",
                     "2026-11-01-03:00"]
-    assert tables.backfill_policy is not None and tables.backfill_policy.max_partitions_per_run is None
+    assert assets.backfill_policy is not None and assets.backfill_policy.max_partitions_per_run is None
 
 
 def test_a_thousand_customers_build(settings):

@@ -36,10 +36,10 @@ from .services import POSTGRES_DSN
 KEYS = [HOUR + timedelta(hours=i) for i in range(3)]
 PARTITIONS = [h.strftime(PARTITION_FORMAT) for h in KEYS]
 SENSOR_CODE = f"""
-from dagster import AssetKey, AssetSelection, DefaultSensorStatus, RunRequest, sensor
+from dagster import AssetSelection, DefaultSensorStatus, RunRequest, sensor
 from clickstream_assets.run_queue import customer_run_tags
 
-@sensor(asset_selection=AssetSelection.assets(AssetKey(["acme", "raw_events"])),
+@sensor(asset_selection=AssetSelection.groups("acme"),
         minimum_interval_seconds=1, default_status=DefaultSensorStatus.RUNNING)
 def acme_arrivals(context):
     yield RunRequest(partition_key={PARTITIONS[0]!r}, tags=customer_run_tags("acme", "sensor"))
@@ -90,7 +90,7 @@ def test_sensor_tick_run_and_backfill_on_postgres(tmp_path, settings, store, pg_
         list(execute_sensor_iteration(ctx, logging.getLogger("test"), None, None))
         ticks = instance.get_ticks(*_sensor_ids(ctx, "acme_arrivals"))
         assert [t.status for t in ticks] == [TickStatus.SUCCESS]
-        run_id = launch_run(ctx, [["acme", "raw_events"]], PARTITIONS[1])
+        run_id = launch_run(ctx, asset_keys("acme"), PARTITIONS[1])
         iterate_run_queue(ctx)
         backfill_id = launch_backfill(ctx, asset_keys("acme"), PARTITIONS)
         for _ in range(4):
