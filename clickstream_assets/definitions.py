@@ -13,7 +13,7 @@ from .config_api.selection import config_api_resources, config_api_sensors, cust
 from .customers import CustomerConfig
 from .factory import build_all_customer_assets
 from .resources import EventStoreResource, WarehouseResource
-from .sensors import build_arrival_sensor
+from .sensors import SENSOR_NAME, build_arrival_sensor
 from .settings import Settings
 
 
@@ -26,7 +26,8 @@ def build_resources(settings: Settings) -> dict:
 
 
 def load_customers(settings: Settings) -> list[CustomerConfig]:
-    return customer_source(settings).list_customers()
+    """This code location's customers: all of them, or its shard's (CLICKSTREAM_SHARD)."""
+    return settings.shard.select(customer_source(settings).list_customers())
 
 
 def build_definitions(settings: Settings | None = None,
@@ -37,7 +38,8 @@ def build_definitions(settings: Settings | None = None,
         assets=build_all_customer_assets(customers, settings.max_reject_share),
         asset_checks=build_all_customer_checks(customers),
         resources=build_resources(settings),
-        sensors=[build_arrival_sensor(customers), *config_api_sensors(settings, customers)],
+        sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix),
+                 *config_api_sensors(settings, customers)],
     )
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from .shards import SHARD_ENV, Shard
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXAMPLE_CUSTOMERS_FILE = PACKAGE_DIR / "example_config" / "customers.yaml"
 DEFAULT_HOME = ".clickstream"
@@ -24,6 +26,7 @@ class Settings:
     customers_file: Path
     max_reject_share: float = 0.5
     config_api: "ConfigApiSettings" = field(default_factory=lambda: ConfigApiSettings())
+    shard: Shard = field(default_factory=Shard)  # which customers this code location loads
 
     @property
     def dagster_home(self) -> Path:
@@ -48,6 +51,7 @@ class Settings:
             customers_file=Path(env.get("CLICKSTREAM_CUSTOMERS_FILE") or EXAMPLE_CUSTOMERS_FILE),
             max_reject_share=max_share,
             config_api=ConfigApiSettings.from_env(env, home),
+            shard=Shard.parse(env.get(SHARD_ENV)),
         )
 
 

@@ -58,6 +58,24 @@ def test_sensor_without_a_dagster_url_says_what_to_do(tmp_path):
         server.shutdown()
 
 
+def test_a_sharded_location_reloads_only_for_its_own_customers(tmp_path):
+    server, url, customers = start_server(tmp_path, n=2)  # c000, c001: both in shard 0 of 2
+    try:
+        shards = [Settings.from_env(_env(tmp_path, url, CLICKSTREAM_SHARD=f"{i}/2"))
+                  for i in range(2)]
+        everyone = ConfigApiCustomerSource(
+            ConfigApiResource.from_settings(shards[0]).get_client()).list_customers()
+        loaded = [s.shard.select(everyone) for s in shards]
+        assert [c.customer_id for c in loaded[0]] == ["c000", "c001"] and loaded[1] == []
+        write_customers(customers, n=3)  # c002 hashes to shard 1
+        expire_cache(shards[0].config_api.state_dir)
+        results = [_tick(s, mine)[0] for s, mine in zip(shards, loaded)]
+        assert "unchanged" in results[0].skip_message
+        assert "added: c002" in results[1].skip_message
+    finally:
+        server.shutdown()
+
+
 def _groups(dagster_url: str) -> set[str]:
     resp = requests.post(f"{dagster_url}/graphql", json={"query": GROUPS_QUERY}, timeout=30)
     return {n["groupName"] for n in resp.json()["data"]["assetNodes"]}

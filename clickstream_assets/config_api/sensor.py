@@ -93,6 +93,7 @@ def build_customer_sync_sensor(settings: Settings, loaded: list[CustomerConfig],
                         "the code location when customers were added, removed or paused.")
     def customer_sync(context: SensorEvaluationContext, config_api: ConfigApiResource):
         customers, stale = current_customers(config_api.get_client())
+        customers = settings.shard.select(customers)  # this location's share only
         change = compare(loaded, customers)
         if change.fingerprint == loaded_fingerprint:
             return SkipReason(f"{len(customers)} customers, unchanged"
