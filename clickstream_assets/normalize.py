@@ -307,7 +307,8 @@ class Normalizer:
         order = pc.sort_indices(pa.table({"k": kinds, "e": event_table}),
                                 sort_keys=[("k", "ascending"), ("e", "ascending")])
         rows = keep.take(order)
-        sub = t.select([c for c in _USED_FIELDS if c in t.column_names]).take(rows)
+        present = set(t.column_names)
+        sub = t.select([c for c in _USED_FIELDS if c in present]).take(rows)
         m = len(rows)
         flat = flatten_many({f: column(sub, f) for f in ("context", "properties", "traits")},
                             {"context": "context_"})
@@ -463,8 +464,9 @@ def _hash_missing_ids(ids: pa.Array, block: ParsedBlock, lines: list[int]) -> pa
 def _drop_empty(table: pa.Table, keep: frozenset = frozenset({"anonymous_id", "user_id"})
                 ) -> pa.Table:
     """A column exists only once a non-null value arrives for it."""
-    empty = [c for c in table.column_names
-             if c not in keep and table.column(c).null_count == table.num_rows]
+    n = table.num_rows
+    empty = [name for name, col in zip(table.column_names, table.columns)
+             if name not in keep and col.null_count == n]
     return table.drop_columns(empty) if empty else table
 
 

@@ -117,7 +117,8 @@ def unify(tables: list[pa.Table]) -> pa.Table:
     schema = pa.schema([(name, ARROW_TYPES[lt]) for name, lt in types.items()])
     fixed = []
     for t in tables:
-        cols = [cast_to(t.column(n), types[n]) if n in t.column_names
+        present = set(t.column_names)  # column_names builds a new list on every access
+        cols = [cast_to(t.column(n), types[n]) if n in present
                 else pa.nulls(t.num_rows, ARROW_TYPES[types[n]]) for n in types]
         fixed.append(pa.Table.from_arrays(cols, schema=schema))
     return pa.concat_tables(fixed)
