@@ -22,7 +22,8 @@ TRIGGERS = ("sensor", "backfill", "manual")
 BACKFILL_TAG = "dagster/backfill"
 SENSOR_TAG = "dagster/sensor_name"
 SCHEDULE_TAG = "dagster/schedule_name"
-# Steps that call the customer config API share this pool (`pool=` on the op/asset);
+# Steps whose work is calling the customer config API share this pool (`pool=` on the
+# op/asset; none today: a load's login look-up is cached and rate-limited instead);
 # its slot count is set once per instance (`apply_pool_limits`, or
 # `dagster instance concurrency set config_api 2`).
 CONFIG_API_POOL = "config_api"
