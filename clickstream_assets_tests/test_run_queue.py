@@ -18,11 +18,12 @@ from clickstream_assets.run_queue import (
 )
 
 from .conftest import HOUR
-from .instance_harness import deploy_config, iterate_run_queue, launch_run, workspace, write_target
+from .instance_harness import (asset_keys, deploy_config, iterate_run_queue, launch_run, workspace,
+                               write_target)
 
 KEY = HOUR.strftime("%Y-%m-%d-%H:%M")
-ACME = [["acme", "raw_events"]]
-GLOBEX = [["globex", "raw_events"]]
+ACME = asset_keys("acme")  # raw_events and the tables are one multi-asset: all or none
+GLOBEX = asset_keys("globex")
 
 
 def test_tags_derive_customer_and_trigger():
