@@ -8,6 +8,7 @@ parsed again, split in halves until each part parses, so one bad line never cost
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterable, Iterator, TypeVar
@@ -109,6 +110,37 @@ def parse_blocks(raw_blocks: Iterable[bytes]) -> Iterator[ParsedBlock]:
         block = parse_block(first, raw)
         first += block.lines
         yield block
+
+
+class FileLines:
+    """Where a line of a block joined from several files came from: (file, line in it)."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._sources: list[str] = []
+
+    def add(self, first_line: int, source: str) -> None:
+        self._starts.append(first_line)
+        self._sources.append(source)
+
+    def __call__(self, line: int) -> tuple[str, int]:
+        i = bisect_right(self._starts, line) - 1
+        return self._sources[i], line - self._starts[i] + 1
+
+
+def join_files(contents: Iterable[tuple[str, bytes]]) -> tuple[ParsedBlock, FileLines]:
+    """Several small files as one parsed block (one Arrow call and one normalize pass, not
+    one per file), with the map back to each line's own file and line number."""
+    where, parts, line = FileLines(), [], 1
+    for source, data in contents:
+        if not data:
+            continue
+        if not data.endswith(b"\n"):
+            data += b"\n"
+        where.add(line, source)
+        line += data.count(b"\n")
+        parts.append(data)
+    return parse_block(1, b"".join(parts)), where
 
 
 def prefetched(items: Iterator[T]) -> Iterator[T]:

@@ -20,15 +20,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import blocks
-from .blocks import (ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, parse_blocks,
-                     prefetched)
+from .blocks import (ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, join_files,
+                     parse_blocks, prefetched)
 from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_collisions,
                       timestamps)
 from .customers import CustomerConfig
@@ -110,6 +110,23 @@ class LoadCounts:
             setattr(self, k, getattr(self, k) + v)
 
 
+@dataclass(frozen=True)
+class SmallFile:
+    """A file small enough to read whole; `read` returns its decompressed bytes."""
+
+    source: str
+    size: int
+    read: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class SmallFileGroup:
+    """Small files of one partition hour, parsed together as one block."""
+
+    hour: datetime | None
+    files: list[SmallFile]
+
+
 @dataclass
 class NormalizedBatch:
     tables: dict[str, pa.Table]
@@ -183,10 +200,29 @@ class Normalizer:
                   else blocks_from_lines(data, self.block_bytes))
         parsed = parse_blocks(blocks)
         for block in prefetched(parsed) if self.prefetch else parsed:
-            batch = self._block(source, partition_hour, block)
-            self.counts.add(batch.counts)
-            self.renames.update(batch.renames)
-            yield batch
+            yield self._counted(self._block(lambda line: (source, line), partition_hour, block))
+
+    def iter_small_files(self, groups: Iterable[SmallFileGroup]) -> Iterator[NormalizedBatch]:
+        """Chunks of groups of small files, each group (one hour's files) joined into one
+        block: a block's fixed cost (a dozen Arrow calls per table) is paid per group, not
+        per file. Rejects keep each file's own name and line numbers. Reading and parsing
+        the next group overlaps normalizing this one, as for a big file's blocks."""
+        def parsed():
+            for group in groups:
+                block, where = join_files((f.source, f.read()) for f in group.files)
+                yield group, block, where
+
+        for group, block, where in prefetched(parsed()) if self.prefetch else parsed():
+            for f in group.files:
+                file_counts = LoadCounts(files=1, bytes=f.size)
+                self.counts.add(file_counts)
+                yield NormalizedBatch({}, file_counts)
+            yield self._counted(self._block(where, group.hour, block))
+
+    def _counted(self, batch: NormalizedBatch) -> NormalizedBatch:
+        self.counts.add(batch.counts)
+        self.renames.update(batch.renames)
+        return batch
 
     def add_file(self, source: str, partition_hour: datetime | None,
                  lines: BinaryIO | Iterable[bytes], size: int = 0) -> None:
@@ -198,7 +234,9 @@ class Normalizer:
         return batch
 
     # -- one block -----------------------------------------------------------------------
-    def _block(self, source: str, hour: datetime | None, block: ParsedBlock) -> NormalizedBatch:
+    def _block(self, where: Callable[[int], tuple[str, int]], hour: datetime | None,
+               block: ParsedBlock) -> NormalizedBatch:
+        """One parsed block -> tables. `where` maps a block line to (file, line in file)."""
         counts = LoadCounts(read=block.read, empty_lines=block.empty)
         out: dict[str, list[pa.Table]] = {}
         renames: dict[str, str] = {}
@@ -206,7 +244,7 @@ class Normalizer:
         for part in block.parts:
             self._part(part, block, hour, out, rejects, counts, renames)
         if rejects:
-            out.setdefault(REJECTS_TABLE, []).append(self._rejects_table(source, hour, rejects))
+            out.setdefault(REJECTS_TABLE, []).append(self._rejects_table(where, hour, rejects))
         counts.rejected = len(rejects)
         tables = {name: unify(ts) for name, ts in out.items()}
         for name, key in LATEST_KEYED_TABLES.items():
@@ -378,15 +416,16 @@ class Normalizer:
             if values is not None and leaf.name not in cols:
                 cols[leaf.name] = values
 
-    def _rejects_table(self, source: str, hour: datetime | None,
+    def _rejects_table(self, where: Callable[[int], tuple[str, int]], hour: datetime | None,
                        rejects: list[tuple[int, str, bytes]]) -> pa.Table:
         part_hour = hour or self.loaded_at.replace(minute=0, second=0, microsecond=0)
         n = len(rejects)
+        located = [where(line) for line, _, _ in rejects]
         return pa.table({
             "id": pa.array(["r_" + hashlib.sha1(f"{source}:{line}".encode()).hexdigest()
-                            for line, _, _ in rejects], pa.string()),
-            "file": pa.array([source] * n, pa.string()),
-            "line": pa.array([line for line, _, _ in rejects], pa.int64()),
+                            for source, line in located], pa.string()),
+            "file": pa.array([source for source, _ in located], pa.string()),
+            "line": pa.array([line for _, line in located], pa.int64()),
             "reason": pa.array([reason for _, reason, _ in rejects], pa.string()),
             "raw": pa.array([raw[:RAW_SAMPLE_CHARS].decode("utf-8", "replace").replace("\x00", "")
                              for _, _, raw in rejects], pa.string()),

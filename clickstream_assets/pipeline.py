@@ -16,7 +16,8 @@ from typing import Iterable, Iterator
 from .blocks import open_stream
 from .customers import CustomerConfig
 from .event_store import EventFile, EventStore, LocalEventStore, hour_from_key, hours_in
-from .normalize import LoadCounts, NormalizedBatch, Normalizer, combine_batches
+from .normalize import (LoadCounts, NormalizedBatch, Normalizer, SmallFile, SmallFileGroup,
+                        combine_batches)
 from .warehouse import LoadResult, Warehouse
 
 DEFAULT_MAX_REJECT_SHARE = 0.5
@@ -50,12 +51,50 @@ def list_window(store: EventStore, customer: CustomerConfig, start: datetime,
     return WindowFiles(customer.customer_id, start, end, by_hour)
 
 
+# Files up to this size (as stored) are read whole and parsed with the other small files of
+# their hour, up to GROUP_STORED_BYTES per group (~16 MiB of JSON once gunzipped): buckets of
+# many small files otherwise pay a block's fixed cost per file (docs/normalization.md).
+SMALL_FILE_BYTES = 1 << 20
+GROUP_STORED_BYTES = 2 << 20
+
+
 def iter_window_chunks(store: EventStore, window: WindowFiles,
                        normalizer: Normalizer) -> Iterator[NormalizedBatch]:
-    """The window's files, hour by hour, as the normalizer's chunks: one block in memory."""
+    """The window's files, hour by hour and in order, as the normalizer's chunks: a big file
+    streams a block at a time; runs of small files go in groups of one hour each."""
+    run: list[tuple[datetime, EventFile]] = []
     for hour in sorted(window.by_hour):
         for f in window.by_hour[hour]:
+            if f.size <= SMALL_FILE_BYTES:
+                run.append((hour, f))
+                continue
+            if run:
+                yield from normalizer.iter_small_files(_small_groups(store, run))
+                run = []
             yield from _file_chunks(store, f.key, hour, f.size, normalizer)
+    if run:
+        yield from normalizer.iter_small_files(_small_groups(store, run))
+
+
+def _small_groups(store: EventStore, run: list[tuple[datetime, EventFile]]
+                  ) -> Iterator[SmallFileGroup]:
+    group: list[SmallFile] = []
+    group_hour, stored = None, 0
+    for hour, f in run:
+        if group and (hour != group_hour or stored + f.size > GROUP_STORED_BYTES):
+            yield SmallFileGroup(group_hour, group)
+            group, stored = [], 0
+        group_hour = hour
+        group.append(SmallFile(f.key, f.size, partial(_read_whole, store, f.key)))
+        stored += f.size
+    if group:
+        yield SmallFileGroup(group_hour, group)
+
+
+def _read_whole(store: EventStore, key: str) -> bytes:
+    raw = store.open(key)
+    with closing(raw), closing(open_stream(raw, key)) as stream:
+        return stream.read()
 
 
 def _file_chunks(store: EventStore, key: str, hour: datetime | None, size: int,

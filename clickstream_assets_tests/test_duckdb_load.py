@@ -164,3 +164,49 @@ def test_load_files_plain_and_gz_by_message_id(tmp_path, warehouse, customer):
     assert warehouse.query("SELECT count(*) FROM acme.pages") == [(2,)]
     hour = warehouse.query("SELECT DISTINCT _partition_hour FROM acme.pages")[0][0]
     assert hour == datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+
+
+def _window_snapshot(wh):
+    tables = {t: wh.query(f'SELECT * EXCLUDE (loaded_at, uuid_ts) FROM acme."{t}" ORDER BY id')
+              for t in ("pages", "tracks", "clicked")}
+    rejects = wh.query("SELECT id, file, line, reason FROM acme._rejects ORDER BY file, line")
+    return tables, rejects
+
+
+def test_small_files_of_an_hour_load_as_one_block_with_per_file_rejects(
+        store, customer, tmp_path, monkeypatch):
+    """Small files are parsed together; rejects still name their own file and line, and
+    every table equals what one file at a time loads."""
+    import clickstream_assets.pipeline as pipeline
+
+    a = put(store, HOUR, "a.json", ev(1, type="page"), ev(2, type="track", event="Clicked"))
+    b = put(store, HOUR, "b.json", b"{oops", ev(3, type="page"), b"", ev(2, type="page"),
+            ev(4, type="nope"), gz=True)
+    store.write(hour_prefix("acme", HOUR) + "c.json",  # no final newline
+                orjson.dumps(ev(5, type="track", event="Clicked", properties={"n": 1})))
+    put(store, NEXT, "d.json", ev(6, NEXT, type="page"), b"[1]")
+    c = hour_prefix("acme", HOUR) + "c.json"
+    d = hour_prefix("acme", NEXT) + "d.json"
+
+    joined = []
+    real = pipeline.Normalizer.iter_small_files
+
+    def spy(self, groups):
+        groups = list(groups)
+        joined.extend([f.source for f in g.files] for g in groups)
+        return real(self, groups)
+
+    monkeypatch.setattr(pipeline.Normalizer, "iter_small_files", spy)
+    grouped_wh = DuckDBWarehouse(tmp_path / "grouped.duckdb")
+    grouped = load(store, grouped_wh, customer, hours=2, max_reject_share=0.9)
+    assert joined == [[a, b, c], [d]]  # one group per hour, files in order
+    monkeypatch.setattr(pipeline, "SMALL_FILE_BYTES", -1)  # every file on its own
+    single_wh = DuckDBWarehouse(tmp_path / "single.duckdb")
+    single = load(store, single_wh, customer, hours=2, max_reject_share=0.9)
+
+    assert grouped.counts.as_dict() == single.counts.as_dict()
+    assert (grouped.counts.read, grouped.counts.loaded, grouped.counts.duplicates,
+            grouped.counts.rejected, grouped.counts.empty_lines) == (9, 5, 1, 3, 1)
+    assert grouped_wh.query("SELECT file, line, reason FROM acme._rejects ORDER BY file, line") \
+        == [(b, 1, "invalid_json"), (b, 5, "unknown_type:nope"), (d, 2, "not_an_object")]
+    assert _window_snapshot(grouped_wh) == _window_snapshot(single_wh)
