@@ -2,7 +2,8 @@
 
 One `Normalizer` per load (a partition window). `iter_file` turns a file into chunks (one
 `NormalizedBatch` per block of ~16k lines), so a warehouse can stage them as they come and
-memory is bounded by the block, not the file. `add_file` + `finish()` is the same, collected.
+memory is bounded by the block, not the file; `iter_small_files` joins an hour's small
+files into one block. `add_file` + `finish()` is the same as `iter_file`, collected.
 Counts always balance: read = loaded + duplicates + rejected + filtered.
 
 Everything is column-wise (Arrow compute): a block is parsed by Arrow's JSON reader (the next
@@ -193,9 +194,7 @@ class Normalizer:
                   data: BinaryIO | Iterable[bytes], size: int = 0) -> Iterator[NormalizedBatch]:
         """Chunks of one file. `data` is a decompressed byte stream, or lines. Without a
         partition hour (ad-hoc files), each event's hour is the hour of its received_at."""
-        file_counts = LoadCounts(files=1, bytes=size)
-        self.counts.add(file_counts)
-        yield NormalizedBatch({}, file_counts)
+        yield self._file_seen(size)
         blocks = (iter_raw_blocks(data, self.block_bytes) if hasattr(data, "read")
                   else blocks_from_lines(data, self.block_bytes))
         parsed = parse_blocks(blocks)
@@ -214,10 +213,12 @@ class Normalizer:
 
         for group, block, where in prefetched(parsed()) if self.prefetch else parsed():
             for f in group.files:
-                file_counts = LoadCounts(files=1, bytes=f.size)
-                self.counts.add(file_counts)
-                yield NormalizedBatch({}, file_counts)
+                yield self._file_seen(f.size)
             yield self._counted(self._block(where, group.hour, block))
+
+    def _file_seen(self, size: int) -> NormalizedBatch:
+        """The empty chunk that counts a file (so a file with no events still counts)."""
+        return self._counted(NormalizedBatch({}, LoadCounts(files=1, bytes=size)))
 
     def _counted(self, batch: NormalizedBatch) -> NormalizedBatch:
         self.counts.add(batch.counts)

@@ -6,12 +6,12 @@ imports Dagster, so every rule is testable on its own.
 
 from __future__ import annotations
 
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from .blocks import open_stream
 from .customers import CustomerConfig
@@ -91,16 +91,21 @@ def _small_groups(store: EventStore, run: list[tuple[datetime, EventFile]]
         yield SmallFileGroup(group_hour, group)
 
 
-def _read_whole(store: EventStore, key: str) -> bytes:
+@contextmanager
+def _decompressed(store: EventStore, key: str) -> Iterator[BinaryIO]:
     raw = store.open(key)
     with closing(raw), closing(open_stream(raw, key)) as stream:
+        yield stream
+
+
+def _read_whole(store: EventStore, key: str) -> bytes:
+    with _decompressed(store, key) as stream:
         return stream.read()
 
 
 def _file_chunks(store: EventStore, key: str, hour: datetime | None, size: int,
                  normalizer: Normalizer) -> Iterator[NormalizedBatch]:
-    raw = store.open(key)
-    with closing(raw), closing(open_stream(raw, key)) as stream:
+    with _decompressed(store, key) as stream:
         yield from normalizer.iter_file(key, hour, stream, size=size)
 
 
