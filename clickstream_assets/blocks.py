@@ -8,6 +8,8 @@ parsed again, split in halves until each part parses, so one bad line never cost
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,9 +19,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.json as pj
-from isal import igzip
+from isal import igzip, isal_zlib
 
 T = TypeVar("T")
+# What a damaged stored file raises while it is decompressed (not a truncated download:
+# network errors are retried, not quarantined): not gzip, truncated, bad CRC, bad deflate.
+UNREADABLE_FILE_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.error)
 BLOCK_BYTES = 16 << 20  # ~16k events of ~1 KB: memory is bounded by this, not by file size
 
 

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import blocks
-from .blocks import (ParsedBlock, Part, blocks_from_lines, iter_raw_blocks, join_files,
-                     parse_blocks, prefetched)
+from .blocks import (UNREADABLE_FILE_ERRORS, ParsedBlock, Part, blocks_from_lines,
+                     iter_raw_blocks, join_files, parse_blocks, prefetched)
 from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_collisions,
                       timestamps)
 from .customers import CustomerConfig
@@ -198,8 +198,14 @@ class Normalizer:
         blocks = (iter_raw_blocks(data, self.block_bytes) if hasattr(data, "read")
                   else blocks_from_lines(data, self.block_bytes))
         parsed = parse_blocks(blocks)
-        for block in prefetched(parsed) if self.prefetch else parsed:
-            yield self._counted(self._block(lambda line: (source, line), partition_hour, block))
+        next_line = 1
+        try:
+            for block in prefetched(parsed) if self.prefetch else parsed:
+                yield self._counted(self._block(lambda line: (source, line), partition_hour,
+                                                block))
+                next_line = block.first_line + block.lines
+        except UNREADABLE_FILE_ERRORS as exc:  # what was read loads; the rest is quarantined
+            yield self._counted(self._unreadable(source, partition_hour, next_line, exc))
 
     def iter_small_files(self, groups: Iterable[SmallFileGroup]) -> Iterator[NormalizedBatch]:
         """Chunks of groups of small files, each group (one hour's files) joined into one
@@ -208,13 +214,28 @@ class Normalizer:
         the next group overlaps normalizing this one, as for a big file's blocks."""
         def parsed():
             for group in groups:
-                block, where = join_files((f.source, f.read()) for f in group.files)
-                yield group, block, where
+                contents, damaged = [], []
+                for f in group.files:
+                    try:
+                        contents.append((f.source, f.read()))
+                    except UNREADABLE_FILE_ERRORS as exc:
+                        damaged.append((f.source, exc))
+                yield group, *join_files(contents), damaged
 
-        for group, block, where in prefetched(parsed()) if self.prefetch else parsed():
+        for group, block, where, damaged in prefetched(parsed()) if self.prefetch else parsed():
             for f in group.files:
                 yield self._file_seen(f.size)
             yield self._counted(self._block(where, group.hour, block))
+            for source, exc in damaged:
+                yield self._counted(self._unreadable(source, group.hour, 1, exc))
+
+    def _unreadable(self, source: str, hour: datetime | None, line: int,
+                    exc: BaseException) -> NormalizedBatch:
+        """A damaged file (from `line` on) as one rejected event: its events cannot be
+        counted, but the file, where it broke and why are kept, and the rest loads."""
+        why = f"{type(exc).__name__}: {exc}".encode()
+        table = self._rejects_table(lambda n: (source, n), hour, [(line, "unreadable_file", why)])
+        return NormalizedBatch({REJECTS_TABLE: table}, LoadCounts(read=1, rejected=1))
 
     def _file_seen(self, size: int) -> NormalizedBatch:
         """The empty chunk that counts a file (so a file with no events still counts)."""

@@ -4,6 +4,7 @@ limit, the reject threshold, gz and plain files, streaming chunks."""
 from __future__ import annotations
 
 import gzip
+import random
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -210,3 +211,36 @@ def test_small_files_of_an_hour_load_as_one_block_with_per_file_rejects(
     assert grouped_wh.query("SELECT file, line, reason FROM acme._rejects ORDER BY file, line") \
         == [(b, 1, "invalid_json"), (b, 5, "unknown_type:nope"), (d, 2, "not_an_object")]
     assert _window_snapshot(grouped_wh) == _window_snapshot(single_wh)
+
+
+def test_damaged_files_are_quarantined_and_the_rest_loads(store, warehouse, customer,
+                                                           monkeypatch):
+    import clickstream_assets.blocks as blocks
+    import clickstream_assets.pipeline as pipeline
+
+    put(store, HOUR, "a.json", ev(1, type="page"), ev(2, type="page"))
+    not_gzip = hour_prefix("acme", HOUR) + "b.json.gz"
+    store.write(not_gzip, orjson.dumps(ev(3, type="page")) + b"\n")
+    noise = random.Random(7)  # incompressible: the gzip stream is long enough to cut late
+    many = b"".join(orjson.dumps(ev(100 + i, type="page", n=noise.randbytes(60).hex())) + b"\n"
+                    for i in range(3000))
+    truncated = hour_prefix("acme", HOUR) + "c.json.gz"
+    store.write(truncated, gzip.compress(many)[:-2000])  # the end (and its CRC) cut off
+
+    grouped = load(store, warehouse, customer, max_reject_share=0.9)  # small files: one block
+    assert grouped.counts.balanced() and grouped.counts.rejected == 2
+    assert grouped.counts.loaded == 2  # a whole-file read of c fails as a whole
+    assert warehouse.query("SELECT file, line, reason FROM acme._rejects ORDER BY file") == [
+        (not_gzip, 1, "unreadable_file"), (truncated, 1, "unreadable_file")]
+    assert "EOFError" in warehouse.query(
+        f"SELECT raw FROM acme._rejects WHERE file = '{truncated}'")[0][0]
+
+    monkeypatch.setattr(pipeline, "SMALL_FILE_BYTES", -1)  # each file streams in blocks
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 50_000)
+    streamed = load(store, warehouse, customer, max_reject_share=0.9)
+    assert streamed.counts.balanced() and streamed.counts.rejected == 2
+    (line,) = warehouse.query(f"SELECT line FROM acme._rejects WHERE file = '{truncated}'")[0]
+    assert 1 < line <= 3000  # the blocks before the damage loaded
+    assert streamed.counts.loaded == 2 + (line - 1)
+    assert warehouse.query("SELECT count(*) FROM acme.pages") == [(streamed.counts.loaded,)]
+    assert warehouse.query("SELECT count(*) FROM acme.pages WHERE id IN ('m1', 'm2')") == [(2,)]
