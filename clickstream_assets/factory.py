@@ -96,7 +96,8 @@ def build_customer_assets(customer: CustomerConfig,
     def events_to_warehouse(context: AssetExecutionContext, event_store: EventStoreResource,
                             warehouse: WarehouseResource):
         window = context.partition_time_window
-        wh = warehouse.get_warehouse(customer)
+        with retry_only_transient(f"{cid}: opening the warehouse"):  # a wrong login: no retry
+            wh = warehouse.get_warehouse(customer)
         try:
             with retry_only_transient(f"{cid}: loading the warehouse"):
                 files, result = load_window(event_store.get_store(), wh, customer, window.start,
