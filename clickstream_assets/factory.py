@@ -73,7 +73,8 @@ def build_customer_assets(customer: CustomerConfig,
     """One multi-asset per customer: `raw_events` and the tables built from it.
 
     One op, not two: the window's files are listed and read once (the load counts the
-    events raw_events reports), a run is one step, and 1,000 customers build a third faster.
+    events raw_events reports), a run is one step, and a code location builds faster (1,000
+    customers with the one multi-check: ~25 s -> 19.6 s, docs/deploy.md).
     The tables depend on raw_events inside the multi-asset, so the lineage shows in the UI.
     """
     cid = customer.customer_id
