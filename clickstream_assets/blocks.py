@@ -9,6 +9,7 @@ parsed again, split in halves until each part parses, so one bad line never cost
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,13 @@ T = TypeVar("T")
 # network errors are retried, not quarantined): not gzip, truncated, bad CRC, bad deflate.
 UNREADABLE_FILE_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.error)
 BLOCK_BYTES = 16 << 20  # ~16k events of ~1 KB: memory is bounded by this, not by file size
+# Deepest nesting of objects/arrays a line may have. Deeper lines are rejected (`too_deep`)
+# before any parser sees them: Arrow's JSON reader segfaults at ~20,000 levels, orjson stops
+# at 1,024, and flattening recurses once per object level (RecursionError at ~1,000).
+MAX_JSON_DEPTH = 64
+_KEEP_OPENS = bytes(i for i in range(256) if i not in (10, 91, 123))  # all but \n [ {
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = bytes(i for i in range(256) if i not in (91, 93, 123, 125))
 
 
 @dataclass
@@ -181,10 +189,39 @@ def _line_stats(data: bytes) -> tuple[int, int]:
     return len(ends), int(np.diff(ends, prepend=-1).max())
 
 
+def json_depth(line: bytes) -> int:
+    """How deep objects and arrays nest in one line, brackets inside strings not counted."""
+    brackets = _JSON_STRING.sub(b"", line).translate(None, delete=_BRACKETS)
+    if not brackets:
+        return 0
+    a = np.frombuffer(brackets, np.uint8)
+    return int(np.cumsum(np.where((a | 32) == 123, 1, -1)).max())
+
+
+def too_deep_lines(data: bytes, first_line: int) -> dict[int, int]:
+    """{line: depth} of the lines nested deeper than MAX_JSON_DEPTH. One C-level pass
+    (`translate` keeps only newlines and opening brackets) finds the lines with more opening
+    brackets than the limit, a bound on their depth; only those are scanned exactly."""
+    opens = data.translate(None, delete=_KEEP_OPENS)
+    if len(opens) <= MAX_JSON_DEPTH:
+        return {}
+    suspects = [i for i, line_opens in enumerate(opens.split(b"\n"))
+                if len(line_opens) > MAX_JSON_DEPTH]
+    if not suspects:
+        return {}
+    lines = data.split(b"\n")
+    depths = {first_line + i: json_depth(lines[i]) for i in suspects}
+    return {line: depth for line, depth in depths.items() if depth > MAX_JSON_DEPTH}
+
+
 def parse_block(first_line: int, data: bytes) -> ParsedBlock:
     block = ParsedBlock(first_line=first_line, data=data)
     n_lines, block.longest_line = _line_stats(data)
     block.lines = n_lines
+    deep = too_deep_lines(data, first_line)
+    if deep:  # never handed to a parser: each is one reject, the rest parse as usual
+        _parse_lines(block, deep)
+        return block
     if data and not data.isspace():
         try:
             table = _read(data)
@@ -200,7 +237,7 @@ def parse_block(first_line: int, data: bytes) -> ParsedBlock:
     return block
 
 
-def _parse_lines(block: ParsedBlock) -> None:
+def _parse_lines(block: ParsedBlock, deep: dict[int, int] | None = None) -> None:
     """The slow path: classify each line, then parse the good ones in as few parts as can be."""
     good, numbers = [], []
     for i, line in enumerate(block.body.split(b"\n")):
@@ -209,6 +246,9 @@ def _parse_lines(block: ParsedBlock) -> None:
             block.empty += 1
             continue
         block.read += 1
+        if deep and lineno in deep:
+            block.rejects.append((lineno, f"too_deep:{deep[lineno]}>{MAX_JSON_DEPTH}", line))
+            continue
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:

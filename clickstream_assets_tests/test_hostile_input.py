@@ -1,0 +1,67 @@
+"""Hostile and careless input (issue 14): each bad line costs one reject (or a counted
+overflow), never the other events, the window or the process; the counts always balance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from clickstream_assets.blocks import MAX_JSON_DEPTH
+from clickstream_assets.event_store import hour_prefix
+from clickstream_assets.pipeline import load_window
+
+from .conftest import HOUR
+
+
+def ev(i, **kw):
+    at = (HOUR + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    return {"messageId": f"m{i}", "anonymousId": "a1", "receivedAt": at, "sentAt": at,
+            "timestamp": at, "type": "track", "event": "Buy", "properties": {"n": i}, **kw}
+
+
+def put(store, name, *events):
+    data = b"\n".join(e if isinstance(e, bytes) else orjson.dumps(e) for e in events) + b"\n"
+    store.write(hour_prefix("acme", HOUR) + name, data)
+
+
+def load(store, warehouse, customer):
+    return load_window(store, warehouse, customer, HOUR, HOUR + timedelta(hours=1))[1]
+
+
+def balanced(c) -> bool:
+    return c.read == c.loaded + c.duplicates + c.rejected + c.filtered
+
+
+def rejects(warehouse):
+    return warehouse.query('SELECT line, reason FROM acme._rejects ORDER BY line')
+
+
+def nested(depth: int, opener: str, closer: str) -> bytes:
+    inner = opener * depth + "1" + closer * depth
+    return ('{"messageId":"deep","type":"track","event":"Buy","properties":{"p":'
+            + inner + '}}').encode()
+
+
+@pytest.mark.parametrize("depth", [1_000, 50_000])  # RecursionError; segfault in Arrow
+@pytest.mark.parametrize("brackets", ['{"a":}', "[]"])
+def test_deep_nesting_is_one_reject_and_the_rest_loads(store, warehouse, customer, depth,
+                                                       brackets):
+    opener, closer = (brackets[:-1], "}") if brackets.startswith("{") else ("[", "]")
+    put(store, "a.json", ev(1), nested(depth, opener, closer), ev(2), ev(3))
+    result = load(store, warehouse, customer)
+    assert (result.counts.read, result.counts.loaded, result.counts.rejected) == (4, 3, 1)
+    assert balanced(result.counts)
+    (line, reason), = rejects(warehouse)
+    assert line == 2 and reason.startswith("too_deep:") and reason.endswith(f">{MAX_JSON_DEPTH}")
+    assert warehouse.query("SELECT count(*) FROM acme.buy") == [(3,)]
+
+
+def test_nesting_at_the_limit_loads_and_brackets_in_strings_do_not_count(store, warehouse,
+                                                                         customer):
+    at_limit = nested(MAX_JSON_DEPTH - 3, '{"a":', "}")  # root + properties + p: the limit
+    brackets_in_text = ev(2, properties={"s": "[{" * 500})
+    put(store, "a.json", ev(1), at_limit, brackets_in_text)
+    result = load(store, warehouse, customer)
+    assert (result.counts.loaded, result.counts.rejected) == (3, 0) and balanced(result.counts)
