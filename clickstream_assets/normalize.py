@@ -34,7 +34,8 @@ from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_col
                       timestamps)
 from .customers import CustomerConfig
 from .naming import snake_case
-from .schema_rules import TS_TYPE, oversized_rows, storable, unify
+from .schema_rules import (TS_MAX_US, TS_MIN_US, TS_TYPE, out_of_range_rows,
+                           oversized_rows, storable, unify)
 
 __all__ = [
     "EVENT_TYPES", "LATEST_KEYED_TABLES", "LOADS_TABLE", "PARTITION_COLUMN", "REJECTS_TABLE",
@@ -347,11 +348,13 @@ class Normalizer:
         check_nul = block.may_hold_nul()
         # A value's text is never longer than its line, but for arrays re-encoded as JSON
         # (`1e15` -> `1000000000000000.0`): under an eighth of the limit, none can pass it.
-        if not check_nul and block.longest_line * 8 < self.max_varchar_bytes:
-            return {}
+        check_text = check_nul or block.longest_line * 8 >= self.max_varchar_bytes
         found: dict[int, str] = {}
         for k, table in by_kind.items():
-            for mask, why in oversized_rows(table, self.max_varchar_bytes, check_nul):
+            bad = out_of_range_rows(table)
+            if check_text:
+                bad += oversized_rows(table, self.max_varchar_bytes, check_nul)
+            for mask, why in bad:
                 where = f"{TYPE_TABLES[k]}.{why.split(':', 1)[1]}"
                 for row in table.column(ROW).filter(mask).to_pylist():
                     found.setdefault(row, f"{why.split(':', 1)[0]}:{where}")
@@ -402,7 +405,8 @@ class Normalizer:
         fallback = pa.scalar(hour or self.loaded_at, TS_TYPE)
         received = pc.coalesce(received, sent, original, fallback)
         skew = pc.subtract(sent, original)
-        corrected = pc.coalesce(pc.subtract(received, skew), original, received)
+        corrected = _in_range(pc.subtract(received, skew))  # absurd skew: the client time
+        corrected = pc.coalesce(corrected, original, received)
         loaded = pa.repeat(pa.scalar(self.loaded_at, TS_TYPE), n)
         part_hour = (pa.repeat(pa.scalar(hour, TS_TYPE), n) if hour is not None
                      else pc.floor_temporal(received, unit="hour"))
@@ -485,6 +489,14 @@ def _event_tables(t: pa.Table, n: int) -> pa.Array:
     names = pa.array([None if e is None else event_table_name(e) for e in uniq.to_pylist()],
                      pa.string())
     return names.take(pc.index_in(text, value_set=uniq))
+
+
+def _in_range(ts: pa.Array) -> pa.Array:
+    """Timestamps outside years 1..9999 (computed from valid ones, e.g. a clock skew of
+    millennia) as null."""
+    micros = pc.cast(ts, pa.int64())
+    inside = pc.and_(pc.greater_equal(micros, TS_MIN_US), pc.less_equal(micros, TS_MAX_US))
+    return pc.if_else(inside, ts, pa.scalar(None, ts.type))
 
 
 def _kinds(t: pa.Table, n: int) -> pa.Array:

@@ -16,6 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 TS_TYPE = pa.timestamp("us", tz="UTC")
+# Timestamps every warehouse (and Python) can hold: years 1..9999 UTC. Redshift's COPY
+# refuses year 0; DuckDB would store an epoch-millis 1e20 wrapped to a year-290309-BC value.
+TS_MIN_US = -62135596800 * 1_000_000  # 0001-01-01T00:00:00Z
+TS_MAX_US = 253402300800 * 1_000_000 - 1  # 9999-12-31T23:59:59.999999Z
+# What a number too large for any timestamp becomes (out of range, so its event is rejected;
+# far enough from int64's ends that computing clock skew from it cannot overflow).
+TS_UNREPRESENTABLE_US = -(1 << 62)
 OVERFLOW_COLUMN = "_overflow"
 LOGICAL_TYPES = ("boolean", "integer", "float", "timestamp", "string")
 ARROW_TYPES = {"boolean": pa.bool_(), "integer": pa.int64(), "float": pa.float64(),
@@ -141,6 +148,21 @@ def oversized_rows(table: pa.Table, max_bytes: int, check_nul: bool
             mask = pc.fill_null(pc.match_substring(col, "\x00"), False)
             if pc.any(mask).as_py():
                 found.append((mask, f"nul_character:{name}"))
+    return found
+
+
+def out_of_range_rows(table: pa.Table) -> list[tuple[pa.Array, str]]:
+    """(row mask, reason) for timestamps outside years 1..9999, which no warehouse holds
+    alike: one rule everywhere, the event is rejected with the column named."""
+    found = []
+    for name, col in zip(table.column_names, table.columns):
+        if not pa.types.is_timestamp(col.type) or col.null_count == len(col):
+            continue
+        micros = pc.cast(col, pa.int64())
+        bounds = pc.min_max(micros).as_py()
+        if bounds["min"] < TS_MIN_US or bounds["max"] > TS_MAX_US:
+            mask = pc.or_(pc.less(micros, TS_MIN_US), pc.greater(micros, TS_MAX_US))
+            found.append((pc.fill_null(mask, False), f"timestamp_out_of_range:{name}"))
     return found
 
 

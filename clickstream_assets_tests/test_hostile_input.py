@@ -13,6 +13,9 @@ from clickstream_assets.event_store import hour_prefix
 from clickstream_assets.pipeline import load_window
 
 from .conftest import HOUR
+from .redshift_fixtures import *  # noqa: F403
+from .test_warehouse_contract import load as wh_load
+from .test_warehouse_contract import track, wh  # noqa: F401 - the fixture
 
 
 def ev(i, **kw):
@@ -65,3 +68,31 @@ def test_nesting_at_the_limit_loads_and_brackets_in_strings_do_not_count(store, 
     put(store, "a.json", ev(1), at_limit, brackets_in_text)
     result = load(store, warehouse, customer)
     assert (result.counts.loaded, result.counts.rejected) == (3, 0) and balanced(result.counts)
+
+
+# -- the same on every warehouse (Redshift through the emulator) ---------------------------
+
+def wh_rejects(wh):
+    return wh.query('SELECT "line", "reason" FROM "acme"."_rejects" ORDER BY "line"')
+
+
+def test_timestamps_no_warehouse_can_hold_reject_their_event_alone(wh):
+    result = wh_load(wh, [
+        track("m1"),
+        {**track("m2"), "sentAt": "0000-01-01T00:00:00Z"},
+        {**track("m3"), "receivedAt": 1e20},
+        {**track("m4"), "timestamp": -1e20},
+        track("m5", born="0000-01-01 00:00:00"),  # Arrow's reader types this a timestamp
+        {**track("m6"), "sentAt": "9999-12-31T23:59:59Z"},  # in range; its skew is not
+        track("m7"),
+    ])
+    c = result.counts
+    assert (c.read, c.loaded, c.rejected) == (7, 3, 4) and balanced(c)
+    assert wh_rejects(wh) == [
+        (2, "timestamp_out_of_range:tracks.sent_at"),
+        (3, "timestamp_out_of_range:tracks.received_at"),
+        (4, "timestamp_out_of_range:tracks.original_timestamp"),
+        (5, "timestamp_out_of_range:tracks.born")]
+    rows = wh.query('SELECT "id", "timestamp" = "original_timestamp" FROM "acme"."tracks" '
+                    'ORDER BY "id"')
+    assert rows == [("m1", True), ("m6", True), ("m7", True)]  # absurd skew: client time
