@@ -19,6 +19,7 @@ replace exactly one window on reload.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -290,7 +291,7 @@ class Normalizer:
             reasons = reason.to_pylist()
             for i in pc.indices_nonzero(pc.invert(ok)).to_pylist():
                 rejects.append((lines[i], reasons[i], block.line(lines[i])))
-        ids = as_text(column(t, "messageId"), n)
+        ids = _message_ids(t, n, block, lines)
         if ids.null_count:
             ids = _hash_missing_ids(ids, block, lines)
         value_rejects: dict[int, str] = {}
@@ -523,6 +524,24 @@ def _structural_reasons(t: pa.Table, kind: pa.Array) -> pa.Array:
     return pc.if_else(missing, "missing_type",
                       pc.if_else(pc.invert(known), unknown,
                                  pc.if_else(track_no_event, "track_without_event", null)))
+
+
+def _message_ids(t: pa.Table, n: int, block: ParsedBlock, lines: "_LazyLines") -> pa.Array:
+    """messageId as text, as the client sent it. Arrow reads an integer past int64 (or any
+    number with a fraction or exponent) as a double, where distinct ids past 2^53 collapse
+    into one value: such a column's ids are taken from their lines' text instead."""
+    raw = column(t, "messageId")
+    if raw is None or not pa.types.is_floating(raw.type):
+        return as_text(raw, n)
+    valid = pc.is_valid(raw).to_pylist()
+    return pa.array([_raw_number(block.line(lines[i]), "messageId") if ok else None
+                     for i, ok in enumerate(valid)], pa.string())
+
+
+def _raw_number(line: bytes, key: str) -> str | None:
+    """A top-level number's text exactly as written in the line (json keeps it as text)."""
+    value = json.loads(line, parse_int=str, parse_float=str, parse_constant=str).get(key)
+    return value if isinstance(value, str) else None
 
 
 def _hash_missing_ids(ids: pa.Array, block: ParsedBlock, lines: list[int]) -> pa.Array:

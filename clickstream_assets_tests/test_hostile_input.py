@@ -10,10 +10,12 @@ import pytest
 
 from clickstream_assets.blocks import MAX_JSON_DEPTH
 from clickstream_assets.event_store import hour_prefix
+from clickstream_assets.normalize import Normalizer
 from clickstream_assets.pipeline import load_window
 
 from .conftest import HOUR
 from .redshift_fixtures import *  # noqa: F403
+from .test_warehouse_contract import CUSTOMER
 from .test_warehouse_contract import load as wh_load
 from .test_warehouse_contract import track, wh  # noqa: F401 - the fixture
 
@@ -96,3 +98,18 @@ def test_timestamps_no_warehouse_can_hold_reject_their_event_alone(wh):
     rows = wh.query('SELECT "id", "timestamp" = "original_timestamp" FROM "acme"."tracks" '
                     'ORDER BY "id"')
     assert rows == [("m1", True), ("m6", True), ("m7", True)]  # absurd skew: client time
+
+
+def test_numeric_message_ids_past_int64_are_compared_as_sent(wh):
+    big = 2 ** 64
+    lines = [b'{"messageId":%d,"type":"track","event":"Buy","receivedAt":"2026-11-20T10:05:00Z"}'
+             % (big + i) for i in range(3)]
+    lines += [lines[1], b'{"messageId":1.5,"type":"track","event":"Buy",'
+                        b'"receivedAt":"2026-11-20T10:05:00Z"}']
+    normalizer = Normalizer(CUSTOMER)
+    normalizer.add_file("acme/2026/11/20/10/f.json", HOUR, lines)
+    result = wh.load("acme", HOUR, HOUR + timedelta(hours=1), normalizer.finish())
+    c = result.counts
+    assert (c.read, c.loaded, c.duplicates) == (5, 4, 1) and balanced(c)
+    assert sorted(r[0] for r in wh.query('SELECT "id" FROM "acme"."tracks"')) == sorted(
+        [str(big), str(big + 1), str(big + 2), "1.5"])
