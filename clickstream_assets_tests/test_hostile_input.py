@@ -113,3 +113,25 @@ def test_numeric_message_ids_past_int64_are_compared_as_sent(wh):
     assert (c.read, c.loaded, c.duplicates) == (5, 4, 1) and balanced(c)
     assert sorted(r[0] for r in wh.query('SELECT "id" FROM "acme"."tracks"')) == sorted(
         [str(big), str(big + 1), str(big + 2), "1.5"])
+
+
+def test_non_ascii_property_names_keep_their_letters_and_stay_distinct(wh):
+    result = wh_load(wh, [
+        track("m1", **{"Größe": 42, "ключ 1": "a", "鍵 1": "b"}),
+        track("m2", **{"größe": 7, "Grösse": 8}),
+        track("m3", **{"Größe": 1}),
+    ])
+    assert result.counts.loaded == 3 and balanced(result.counts)
+    columns = {c for c, _ in wh.table_columns("acme", "order_completed")}
+    assert {"größe", "ключ_1", "鍵_1", "grösse"} <= columns
+    rows = wh.query('SELECT "id", "größe", "ключ_1", "鍵_1", "grösse" '
+                    'FROM "acme"."order_completed" ORDER BY "id"')
+    assert rows == [("m1", 42, "a", "b", None), ("m2", 7, None, None, 8), ("m3", 1, None, None, None)]
+
+
+def test_long_non_ascii_names_are_cut_by_bytes_and_stay_distinct():
+    from clickstream_assets.naming import MAX_IDENTIFIER_BYTES, snake_case
+    a, b = "Ä" * 100 + "a", "Ä" * 100 + "b"
+    assert snake_case(a) != snake_case(b)
+    assert all(len(snake_case(n).encode()) <= MAX_IDENTIFIER_BYTES for n in (a, b))
+    assert snake_case(a).startswith("ä" * 50)
