@@ -90,7 +90,9 @@ ROW = "__row"  # block row number, carried while routing
 class LoadCounts:
     """Every event read ends up in exactly one of loaded/duplicates/rejected/filtered.
     `replaced` (set by the warehouse) counts loaded events that replaced a row the target
-    already held under the same message id outside the window: a subset of `loaded`."""
+    already held under the same message id outside the window: a subset of `loaded`.
+    `over_table_budget` (set by the warehouse) counts loaded track events kept in `tracks`
+    only, their event table refused by the customer's table budget: also within `loaded`."""
 
     files: int = 0
     bytes: int = 0
@@ -101,6 +103,7 @@ class LoadCounts:
     filtered: int = 0
     empty_lines: int = 0
     replaced: int = 0
+    over_table_budget: int = 0
 
     def balanced(self) -> bool:
         return self.read == self.loaded + self.duplicates + self.rejected + self.filtered

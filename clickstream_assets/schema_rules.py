@@ -208,3 +208,28 @@ class ColumnBudget:
             return table
         self.packed.setdefault(name, set()).update(extra)
         return pack_overflow(table, allowed)
+
+
+class TableBudget:
+    """Which per-event tables a load may write: those the schema has, plus new ones while
+    under `max_tables`. An event refused its table still loads into `tracks`; refused rows
+    are counted per table (`refused`)."""
+
+    def __init__(self, max_tables: int | None, existing: Iterable[str], fixed: frozenset[str]):
+        self.max_tables = max_tables
+        self.fixed = fixed
+        self.allowed = {t for t in existing if t not in fixed}
+        self.refused: dict[str, int] = {}
+
+    def admits(self, name: str, rows: int) -> bool:
+        if self.max_tables is None or name in self.fixed or name in self.allowed:
+            return True
+        if len(self.allowed) < self.max_tables:
+            self.allowed.add(name)
+            return True
+        self.refused[name] = self.refused.get(name, 0) + rows
+        return False
+
+    @property
+    def refused_events(self) -> int:
+        return sum(self.refused.values())

@@ -135,3 +135,38 @@ def test_long_non_ascii_names_are_cut_by_bytes_and_stay_distinct():
     assert snake_case(a) != snake_case(b)
     assert all(len(snake_case(n).encode()) <= MAX_IDENTIFIER_BYTES for n in (a, b))
     assert snake_case(a).startswith("ä" * 50)
+
+
+def test_table_budget_keeps_events_in_tracks_and_counts_them(wh, store):
+    from dataclasses import replace
+
+    from clickstream_assets.checks import current_columns, over_table_budget, schema_drift
+    customer = replace(CUSTOMER, max_event_tables=3)
+    put(store, "a.json", ev(1, event="A"), ev(2, event="B"))
+    load_window(store, wh, customer, HOUR, HOUR + timedelta(hours=1))
+    later = HOUR + timedelta(hours=1)
+    events = [ev(10 + i, event=name) for i, name in enumerate(["C", "D", "E", "D", "A"])]
+    store.write(hour_prefix("acme", later) + "b.json",
+                b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    _, result = load_window(store, wh, customer, later, later + timedelta(hours=1))
+    c = result.counts
+    assert (c.read, c.loaded, c.over_table_budget) == (5, 5, 3) and balanced(c)
+    assert result.over_budget_tables == {"d": 2, "e": 1}
+    event_tables = {"a", "b", "c", "d", "e"} & set(wh.tables("acme"))
+    assert event_tables == {"a", "b", "c"}
+    assert wh.query('SELECT count(*) FROM "acme"."tracks"') == [(7,)]
+    assert wh.query('SELECT "over_table_budget" FROM "acme"."_clickstream_loads" '
+                    'ORDER BY "finished_at"') == [(0,), (3,)]
+    outcome = schema_drift(current_columns(wh, "acme"), None, over_table_budget(wh, "acme"))
+    assert not outcome.passed and outcome.metadata["events_over_table_budget"] == 3
+
+
+def test_table_budget_is_set_per_customer_and_checked():
+    from clickstream_assets.customers import (DEFAULT_MAX_EVENT_TABLES, CustomerConfigError,
+                                              customer_from_mapping)
+    base = {"customer_id": "acme", "start": "2026-11-01T00:00:00Z"}
+    assert customer_from_mapping(base).max_event_tables == DEFAULT_MAX_EVENT_TABLES
+    assert customer_from_mapping({**base, "max_event_tables": 20}).max_event_tables == 20
+    for bad in (-1, "many", True):
+        with pytest.raises(CustomerConfigError, match="max_event_tables"):
+            customer_from_mapping({**base, "max_event_tables": bad})

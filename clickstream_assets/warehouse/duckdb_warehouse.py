@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from ..naming import qualified, quote_ident
+from ..customers import DEFAULT_MAX_EVENT_TABLES
 from ..normalize import (
     LATEST_KEYED_TABLES,
     LOADS_TABLE,
@@ -49,7 +50,7 @@ LOADS_COLUMNS = (
     ("window_start", "timestamp"), ("window_end", "timestamp"), ("files", "integer"),
     ("bytes", "integer"), ("read", "integer"), ("loaded", "integer"),
     ("duplicates", "integer"), ("rejected", "integer"), ("filtered", "integer"),
-    ("replaced", "integer"),
+    ("replaced", "integer"), ("over_table_budget", "integer"),
     ("rows_written", "string"), ("started_at", "timestamp"), ("finished_at", "timestamp"),
     ("status", "string"),
 )
@@ -171,20 +172,25 @@ class DuckDBWarehouse(Warehouse):
 
     def load_stream(self, schema: str, window_start: datetime, window_end: datetime,
                     chunks: Iterable[NormalizedBatch], files: list[str] | None = None,
-                    before_commit: Callable[[LoadCounts], None] | None = None) -> LoadResult:
+                    before_commit: Callable[[LoadCounts], None] | None = None,
+                    max_event_tables: int | None = DEFAULT_MAX_EVENT_TABLES) -> LoadResult:
         """Stage chunks in an in-memory DuckDB as they come (the warehouse file stays
         unlocked meanwhile), then replace the window in one transaction."""
         started = datetime.now(timezone.utc)
         counts = LoadCounts()
         result = LoadResult(schema, window_start, window_end, counts)
         budget = self.column_budget(schema)
+        tables = self.table_budget(schema, max_event_tables)
         with closing(duckdb.connect(config={"threads": 1})) as con:
             staging = Staging(con, self.stage_arrow_bytes)
             for chunk in chunks:
                 counts.add(chunk.counts)
-                for name, table in chunk.tables.items():
-                    staging.add(name, budget.fit(name, table))
+                for name, table in sorted(chunk.tables.items()):
+                    if tables.admits(name, table.num_rows):
+                        staging.add(name, budget.fit(name, table))
             staging.seal()
+            counts.over_table_budget += tables.refused_events
+            result.over_budget_tables = dict(tables.refused)
             if before_commit is not None:
                 before_commit(counts)
             result.overflow_columns = {t: sorted(c) for t, c in budget.packed.items()}
@@ -291,9 +297,10 @@ class DuckDBWarehouse(Warehouse):
         con.execute(
             f"INSERT INTO {target} BY NAME SELECT ? AS window_start, ? AS window_end, ? AS files, "
             "? AS bytes, ? AS read, ? AS loaded, ? AS duplicates, ? AS rejected, ? AS filtered, "
-            "? AS replaced, ? AS rows_written, ? AS started_at, ? AS finished_at, ? AS status",
+            "? AS replaced, ? AS over_table_budget, ? AS rows_written, ? AS started_at, "
+            "? AS finished_at, ? AS status",
             [result.window_start, result.window_end, c.files, c.bytes, c.read, c.loaded,
-             c.duplicates, c.rejected, c.filtered, c.replaced,
+             c.duplicates, c.rejected, c.filtered, c.replaced, c.over_table_budget,
              json.dumps(result.rows_written, sort_keys=True),
              started, datetime.now(timezone.utc), "succeeded"])
 

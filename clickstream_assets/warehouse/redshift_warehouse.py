@@ -57,6 +57,7 @@ LOADS_COLUMNS = (
     ("rejected", "BIGINT"), ("filtered", "BIGINT"), ("rows_written", "VARCHAR(65535)"),
     ("started_at", "TIMESTAMPTZ"), ("finished_at", "TIMESTAMPTZ"), ("status", "VARCHAR(32)"),
     ("load_id", "VARCHAR(64)"), ("staging_prefix", "VARCHAR(1024)"), ("copies", "BIGINT"),
+    ("over_table_budget", "BIGINT"),
 )
 
 
@@ -223,12 +224,23 @@ class RedshiftWarehouse(Warehouse):
                 cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, LOADS_TABLE)} "
                             f"({cols}) DISTSTYLE AUTO SORTKEY ({quote_ident('started_at')})")
+                self._add_audit_columns(cur, schema)
                 conn.commit()
                 return
             except Exception:
                 conn.rollback()
                 if attempt == 2:
                     raise
+
+    def _add_audit_columns(self, cur, schema: str) -> None:
+        """An audit table from an older version gains the columns added since."""
+        cur.execute("SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = ? AND table_name = ?", [schema, LOADS_TABLE])
+        have = {r[0] for r in cur.fetchall()}
+        for col, typ in LOADS_COLUMNS:
+            if col not in have:
+                cur.execute(f"ALTER TABLE {qualified(schema, LOADS_TABLE)} "
+                            f"ADD COLUMN {quote_ident(col)} {typ}")
 
     def _copy_to_staging(self, conn, cur, staged: dict[str, StagedTable],
                          incoming: dict[str, dict[str, ColumnType]]) -> dict[str, str]:
@@ -332,7 +344,7 @@ class RedshiftWarehouse(Warehouse):
             [result.window_start, result.window_end, c.files, c.bytes, c.read, c.loaded,
              c.duplicates, c.rejected, c.filtered, json.dumps(result.rows_written, sort_keys=True),
              started, datetime.now(timezone.utc), "succeeded", load_id,
-             self.staging.url(run_prefix), copies])
+             self.staging.url(run_prefix), copies, c.over_table_budget])
 
     # -- commit and failure ----------------------------------------------------------------
     def _commit(self, conn, schema: str, load_id: str) -> None:
