@@ -223,16 +223,18 @@ class Normalizer:
                 for f in group.files:
                     try:
                         contents.append((f.source, f.read()))
-                    except UNREADABLE_FILE_ERRORS as exc:
-                        damaged.append((f.source, exc))
+                    except UNREADABLE_FILE_ERRORS as exc:  # its lines before the break load
+                        if getattr(exc, "readable", b""):
+                            contents.append((f.source, exc.readable))
+                        damaged.append((f.source, getattr(exc, "line", 1), exc))
                 yield group, *join_files(contents), damaged
 
         for group, block, where, damaged in prefetched(parsed()) if self.prefetch else parsed():
             for f in group.files:
                 yield self._file_seen(f.size)
             yield self._counted(self._block(where, group.hour, block))
-            for source, exc in damaged:
-                yield self._counted(self._unreadable(source, group.hour, 1, exc))
+            for source, line, exc in damaged:
+                yield self._counted(self._unreadable(source, group.hour, line, exc))
 
     def _unreadable(self, source: str, hour: datetime | None, line: int,
                     exc: BaseException) -> NormalizedBatch:

@@ -170,3 +170,34 @@ def test_table_budget_is_set_per_customer_and_checked():
     for bad in (-1, "many", True):
         with pytest.raises(CustomerConfigError, match="max_event_tables"):
             customer_from_mapping({**base, "max_event_tables": bad})
+
+
+@pytest.mark.parametrize("streamed", [True, False])  # a big file in blocks; a small one whole
+def test_a_gzip_cut_in_half_loads_every_line_before_the_break(store, warehouse, customer,
+                                                             monkeypatch, streamed):
+    import gzip
+    import random
+
+    import clickstream_assets.pipeline as pipeline
+    noise = random.Random(3)  # incompressible, so half the gzip is about half the lines
+    n = 4000 if streamed else 1000
+    data = b"".join(orjson.dumps(ev(i, properties={"x": noise.randbytes(200).hex()})) + b"\n"
+                    for i in range(n))
+    packed = gzip.compress(data)
+    store.write(hour_prefix("acme", HOUR) + "big.json.gz", packed[: len(packed) // 2])
+    put(store, "other.json", ev(n + 1))
+    if streamed:
+        monkeypatch.setattr(pipeline, "SMALL_FILE_BYTES", 1000)
+    result = load(store, warehouse, customer)
+    readable = _readable_lines(packed[: len(packed) // 2])
+    c = result.counts
+    assert readable > n * 0.45
+    assert (c.loaded, c.rejected) == (readable + 1, 1) and balanced(c)
+    (file, line, reason), = warehouse.query('SELECT file, line, reason FROM acme._rejects')
+    assert file.endswith("big.json.gz") and line == readable + 1 and reason == "unreadable_file"
+
+
+def _readable_lines(cut: bytes) -> int:
+    """Complete lines zlib can inflate from a truncated gzip (the reference, not our code)."""
+    import zlib
+    return zlib.decompressobj(31).decompress(cut).count(b"\n")
