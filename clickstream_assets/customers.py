@@ -16,6 +16,8 @@ from typing import Any, Iterable, Mapping, Protocol
 
 import yaml
 
+from .settings import url_has_password
+
 # Per-event tables a customer's schema may hold; events past it load into `tracks` only.
 # Redshift caps a cluster at 9,900 tables, and each table slows every later load a little.
 DEFAULT_MAX_EVENT_TABLES = 500
@@ -121,6 +123,10 @@ def customer_from_mapping(raw: Mapping[str, Any]) -> CustomerConfig:
         raise CustomerConfigError(f"customer {cid}: 'enabled' must be true or false")
     schema = raw.get("schema") or ""
     _check_schema_name(cid, schema or cid)
+    warehouse_url = str(raw.get("warehouse_url") or "")
+    if url_has_password(warehouse_url):
+        raise CustomerConfigError(f"customer {cid}: warehouse_url must not carry a password "
+                                  "(the URL is not repeated here)")
     max_tables = raw.get("max_event_tables", DEFAULT_MAX_EVENT_TABLES)
     if isinstance(max_tables, bool) or not isinstance(max_tables, int) or max_tables < 0:
         raise CustomerConfigError(f"customer {cid}: 'max_event_tables' must be a whole number "
@@ -132,7 +138,7 @@ def customer_from_mapping(raw: Mapping[str, Any]) -> CustomerConfig:
         name=str(raw.get("name") or cid),
         events_prefix=str(raw.get("events_prefix") or "").strip("/"),
         schema=schema,
-        warehouse_url=str(raw.get("warehouse_url") or ""),
+        warehouse_url=warehouse_url,
         event_allowlist=_str_tuple(raw.get("event_allowlist"), f"customer {cid}: event_allowlist"),
         event_denylist=_str_tuple(raw.get("event_denylist"), f"customer {cid}: event_denylist"),
         max_event_tables=max_tables,

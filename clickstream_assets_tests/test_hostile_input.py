@@ -201,3 +201,64 @@ def _readable_lines(cut: bytes) -> int:
     """Complete lines zlib can inflate from a truncated gzip (the reference, not our code)."""
     import zlib
     return zlib.decompressobj(31).decompress(cut).count(b"\n")
+
+
+# -- secrets in URLs ------------------------------------------------------------------------
+
+SECRET_URL = "redshift://loader:hunter2-Pa55@wh.example:5439/dev?iam_role=r&staging=s3://b/p"
+
+
+@pytest.mark.parametrize("var, url", [
+    ("CLICKSTREAM_WAREHOUSE_URL", SECRET_URL),
+    ("CLICKSTREAM_WAREHOUSE_URL", "redshift://loader@wh.example/dev?password=hunter2-Pa55"),
+    ("CLICKSTREAM_EVENTS_URL", "s3://bucket/prefix?endpoint_url=http://k:hunter2-Pa55@h")])
+def test_a_url_with_a_password_is_refused_when_settings_are_read(tmp_path, var, url):
+    from clickstream_assets.settings import Settings
+    with pytest.raises(ValueError, match=f"{var} must not carry a password") as err:
+        Settings.from_env({"CLICKSTREAM_HOME": str(tmp_path), var: url})
+    assert "hunter2" not in str(err.value)
+
+
+def test_definitions_are_never_built_with_a_password_in_resource_config(tmp_path,
+                                                                         monkeypatch):
+    import subprocess
+    import sys
+    env = {**__import__("os").environ, "CLICKSTREAM_HOME": str(tmp_path),
+           "CLICKSTREAM_WAREHOUSE_URL": SECRET_URL}
+    run = subprocess.run([sys.executable, "-c", "import clickstream_assets.definitions"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "must not carry a password" in run.stderr
+    assert "hunter2" not in run.stderr + run.stdout
+
+
+def test_customer_warehouse_url_with_a_password_is_refused_and_never_cached(tmp_path):
+    import yaml
+
+    from clickstream_assets.config_api.server import serve_in_thread
+    from clickstream_assets.config_api.source import ConfigApiCustomerSource
+    from clickstream_assets.customers import CustomerConfigError, FileCustomerSource
+
+    from .config_api_helpers import client
+    entries = [{"customer_id": "good", "start": "2026-11-01T00:00:00Z"},
+               {"customer_id": "leaky", "start": "2026-11-01T00:00:00Z",
+                "warehouse_url": SECRET_URL}]
+    path = tmp_path / "customers.yaml"
+    path.write_text(yaml.safe_dump({"customers": entries}))
+    with pytest.raises(CustomerConfigError, match="leaky: warehouse_url must not") as err:
+        FileCustomerSource(path).list_customers()
+    assert "hunter2" not in str(err.value)
+
+    entries[1]["warehouse"] = {"url": entries[1].pop("warehouse_url")}
+    served = tmp_path / "served.yaml"  # the reference server serves `warehouse` as given
+    served.write_text(yaml.safe_dump({"customers": entries}))
+    server, url = serve_in_thread(served)
+    try:
+        with pytest.raises(CustomerConfigError, match="leaky: warehouse_url must not") as err:
+            ConfigApiCustomerSource(client(url, tmp_path)).list_customers()
+    finally:
+        server.shutdown()
+    assert "hunter2" not in str(err.value)
+    cached = (tmp_path / "cache").rglob("*")
+    texts = [p.read_text() for p in cached if p.is_file()]
+    assert texts and not any("hunter2" in t for t in texts)
+    assert any("loader:***@wh.example" in t for t in texts)
