@@ -262,3 +262,37 @@ def test_customer_warehouse_url_with_a_password_is_refused_and_never_cached(tmp_
     texts = [p.read_text() for p in cached if p.is_file()]
     assert texts and not any("hunter2" in t for t in texts)
     assert any("loader:***@wh.example" in t for t in texts)
+
+
+# -- clickstream load -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["customers: [ {customer_id: acme", "customers: 7",
+                                  "customers:\n  - {customer_id: acme}\n"])
+def test_cli_load_fails_on_a_customers_file_it_cannot_parse(tmp_path, monkeypatch, capsys,
+                                                            text):
+    from clickstream_assets.cli import main
+    bad = tmp_path / "customers.yaml"
+    bad.write_text(text)
+    monkeypatch.setenv("CLICKSTREAM_CUSTOMERS_FILE", str(bad))
+    events = tmp_path / "e.json"
+    events.write_bytes(orjson.dumps(ev(1)) + b"\n")
+    code = main(["load", "--customer", "acme", "--warehouse",
+                 f"duckdb://{tmp_path / 'w.duckdb'}", str(events)])
+    assert code == 2 and f"customers file {bad}" in capsys.readouterr().err
+    assert not (tmp_path / "w.duckdb").exists()  # nothing loaded without the deny list
+
+
+def test_cli_load_applies_the_customers_deny_list(tmp_path, monkeypatch, capsys):
+    import json
+
+    from clickstream_assets.cli import main
+    good = tmp_path / "customers.yaml"
+    good.write_text("customers:\n  - {customer_id: acme, start: '2026-11-01T00:00:00Z', "
+                    "event_denylist: [Debug]}\n")
+    monkeypatch.setenv("CLICKSTREAM_CUSTOMERS_FILE", str(good))
+    events = tmp_path / "e.json"
+    events.write_bytes(orjson.dumps(ev(1)) + b"\n" + orjson.dumps(ev(2, event="Debug")) + b"\n")
+    assert main(["load", "--customer", "acme", "--warehouse",
+                 f"duckdb://{tmp_path / 'w.duckdb'}", str(events)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["loaded"], summary["filtered"], summary["over_table_budget"]) == (1, 1, 0)
