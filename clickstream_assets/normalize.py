@@ -35,8 +35,8 @@ from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_col
                       timestamps)
 from .customers import CustomerConfig
 from .naming import snake_case
-from .schema_rules import (TS_MAX_US, TS_MIN_US, TS_TYPE, out_of_range_rows,
-                           oversized_rows, storable, unify)
+from .schema_rules import (MAX_ROW_BYTES, TS_MAX_US, TS_MIN_US, TS_TYPE, out_of_range_rows,
+                           oversized_row_mask, oversized_rows, storable, unify)
 
 __all__ = [
     "EVENT_TYPES", "LATEST_KEYED_TABLES", "LOADS_TABLE", "PARTITION_COLUMN", "REJECTS_TABLE",
@@ -183,10 +183,12 @@ class Normalizer:
 
     def __init__(self, customer: CustomerConfig | None = None, loaded_at: datetime | None = None,
                  max_varchar_bytes: int = DEFAULT_MAX_VARCHAR_BYTES,
-                 block_bytes: int | None = None, prefetch: bool = True):
+                 block_bytes: int | None = None, prefetch: bool = True,
+                 max_row_bytes: int = MAX_ROW_BYTES):
         self.customer = customer
         self.loaded_at = loaded_at or datetime.now(timezone.utc)
         self.max_varchar_bytes = max_varchar_bytes
+        self.max_row_bytes = max_row_bytes
         self.block_bytes = block_bytes or blocks.BLOCK_BYTES
         self.prefetch = prefetch  # read + parse the next block in a worker thread
         self.counts = LoadCounts()
@@ -355,13 +357,19 @@ class Normalizer:
         # A value's text is never longer than its line, but for arrays re-encoded as JSON
         # (`1e15` -> `1000000000000000.0`): under an eighth of the limit, none can pass it.
         check_text = check_nul or block.longest_line * 8 >= self.max_varchar_bytes
+        # A row's CSV text: its line's values, arrays re-encoded (8x), quotes doubled (2x).
+        check_row = block.longest_line * 16 >= self.max_row_bytes
         found: dict[int, str] = {}
         for k, table in by_kind.items():
             bad = out_of_range_rows(table)
             if check_text:
                 bad += oversized_rows(table, self.max_varchar_bytes, check_nul)
+            if check_row and (mask := oversized_row_mask(table.drop_columns([ROW]),
+                                                         self.max_row_bytes)) is not None:
+                bad.append((mask, "row_too_large:row"))
             for mask, why in bad:
-                where = f"{TYPE_TABLES[k]}.{why.split(':', 1)[1]}"
+                where = (TYPE_TABLES[k] if why.startswith("row_too_large")
+                         else f"{TYPE_TABLES[k]}.{why.split(':', 1)[1]}")
                 for row in table.column(ROW).filter(mask).to_pylist():
                     found.setdefault(row, f"{why.split(':', 1)[0]}:{where}")
         return found

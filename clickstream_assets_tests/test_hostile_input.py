@@ -296,3 +296,26 @@ def test_cli_load_applies_the_customers_deny_list(tmp_path, monkeypatch, capsys)
                  f"duckdb://{tmp_path / 'w.duckdb'}", str(events)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["loaded"], summary["filtered"], summary["over_table_budget"]) == (1, 1, 0)
+
+
+def test_a_row_past_redshifts_4_mb_input_limit_is_one_reject(wh):
+    from clickstream_assets.schema_rules import MAX_ROW_BYTES
+    big = {f"p{i}": "x" * 60_000 for i in range(MAX_ROW_BYTES // 60_000 + 2)}  # each < 64 KB
+    result = wh_load(wh, [track("m1"), track("m2", **big), track("m3")])
+    c = result.counts
+    assert (c.read, c.loaded, c.rejected) == (3, 2, 1) and balanced(c)
+    assert wh_rejects(wh) == [(2, "row_too_large:tracks")]
+    assert sorted(r[0] for r in wh.query('SELECT "id" FROM "acme"."order_completed"')) == [
+        "m1", "m3"]
+    if wh.description.startswith("redshift://"):  # unguarded, the emulator fails the COPY as Redshift does
+        unguarded = Normalizer(CUSTOMER, max_row_bytes=1 << 40)
+        unguarded.add_file("acme/x.json", HOUR, [orjson.dumps(track("m4", **big))])
+        with pytest.raises(Exception, match="exceeds Redshift's limit"):
+            wh.load("acme", HOUR, HOUR + timedelta(hours=1), unguarded.finish())
+
+
+def test_a_row_just_under_the_limit_loads(wh):
+    from clickstream_assets.schema_rules import MAX_ROW_BYTES
+    big = {f"p{i}": "x" * 60_000 for i in range(MAX_ROW_BYTES // 60_000 - 2)}
+    result = wh_load(wh, [track("m1", **big)])
+    assert (result.counts.loaded, result.counts.rejected) == (1, 0)
