@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 import time
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone
@@ -64,9 +65,12 @@ MAX_COLUMNS = 1600  # Redshift's limit, so a schema loaded here fits there too
 # cannot contain '-', so this alias never collides with a schema.
 CATALOG = "clickstream-warehouse"
 # A window's normalized rows are held as Arrow tables up to this size and inserted straight
-# into the file at commit (no second copy); past it, they spill to an in-memory DuckDB staging
-# database chunk by chunk, so memory stays bounded whatever the window's size.
-STAGE_ARROW_BYTES = 512 << 20
+# into the file at commit (no second copy); past it, they spill chunk by chunk to a staging
+# database in a temporary file, so memory stays bounded whatever the window's size.
+STAGE_ARROW_BYTES = 128 << 20
+STAGE_CATALOG = "clickstream_stage"
+# DuckDB's own memory for the staging connection (it pages the staging file past this).
+STAGE_MEMORY_LIMIT = "256MB"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -181,7 +185,7 @@ class DuckDBWarehouse(Warehouse):
         result = LoadResult(schema, window_start, window_end, counts)
         budget = self.column_budget(schema)
         tables = self.table_budget(schema, max_event_tables)
-        with closing(duckdb.connect(config={"threads": 1})) as con:
+        with _staging_connection(self.path.parent) as con:
             staging = Staging(con, self.stage_arrow_bytes)
             for chunk in chunks:
                 counts.add(chunk.counts)
@@ -323,7 +327,7 @@ class Staging:
     def ref(self, name: str) -> str:
         if name in self._arrow:
             return f"temp.main.{quote_ident(self._arrow[name])}"
-        return f"memory.main.{quote_ident('stg_' + name)}"
+        return f"{quote_ident(STAGE_CATALOG)}.main.{quote_ident('stg_' + name)}"
 
     def add(self, name: str, table: pa.Table) -> None:
         if not table.num_rows:
@@ -378,6 +382,19 @@ class Staging:
             self.rows[name] += table.num_rows
         finally:
             self.con.unregister("_chunk")
+
+
+@contextmanager
+def _staging_connection(near: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory connection with a staging database in a temporary file (next to the
+    warehouse, removed after): spilled chunks go to disk, not to memory."""
+    near.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".clickstream-stage-", dir=near) as tmp, \
+            closing(duckdb.connect(config={"threads": 1, "memory_limit": STAGE_MEMORY_LIMIT,
+                                           "temp_directory": tmp})) as con:
+        con.execute(f"ATTACH {_sql_string(str(Path(tmp) / 'stage.duckdb'))} "
+                    f"AS {quote_ident(STAGE_CATALOG)}")
+        yield con
 
 
 register_warehouse("duckdb", DuckDBWarehouse.from_url)
