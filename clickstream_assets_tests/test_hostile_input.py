@@ -129,6 +129,16 @@ def test_non_ascii_property_names_keep_their_letters_and_stay_distinct(wh):
     assert rows == [("m1", 42, "a", "b", None), ("m2", 7, None, None, 8), ("m3", 1, None, None, None)]
 
 
+def test_non_ascii_names_colliding_in_one_event_keep_both_values():
+    from clickstream_assets.naming import short_hash
+    n = Normalizer(CUSTOMER)
+    decomposed = "Gro\u0308ße"  # the same name as "Größe", spelled with a combining mark
+    n.add_file("f.json", HOUR, [orjson.dumps(track("m1", **{"Größe": 1, decomposed: 2}))])
+    row = n.finish().tables["order_completed"].to_pylist()[0]
+    # neither key is spelled like the column: the first key in code point order wins
+    assert row["größe"] == 2 and row[f"größe_{short_hash('Größe')}"] == 1
+
+
 def test_long_non_ascii_names_are_cut_by_bytes_and_stay_distinct():
     from clickstream_assets.naming import MAX_IDENTIFIER_BYTES, snake_case
     a, b = "Ä" * 100 + "a", "Ä" * 100 + "b"
