@@ -34,7 +34,8 @@ from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_col
                       timestamps)
 from .customers import CustomerConfig
 from .naming import snake_case
-from .schema_rules import TS_TYPE, oversized_rows, storable, unify
+from .schema_rules import (TS_TYPE, cast_to, logical_type, oversized_rows, storable, unify,
+                           widen)
 
 __all__ = [
     "EVENT_TYPES", "LATEST_KEYED_TABLES", "LOADS_TABLE", "PARTITION_COLUMN", "REJECTS_TABLE",
@@ -75,10 +76,14 @@ KIND_COLUMNS = {
     "identify": frozenset(),
 }
 RESERVED_BY_KIND = {kind: BASE_COLUMNS | extra for kind, extra in KIND_COLUMNS.items()}
-COMMON_COLUMNS = frozenset().union(*RESERVED_BY_KIND.values())
 # Where each kind keeps its own fields (flattened into un-prefixed columns).
 PAYLOAD = {"track": "properties", "page": "properties", "screen": "properties",
            "identify": "traits", "group": "traits", "alias": None}
+# Kinds that also feed a table of one row per key: (table, the key's column).
+KEYED_BY_KIND = {"identify": ("users", "user_id"), "group": ("accounts", "group_id")}
+# Prefix of the users/accounts trait columns carried on an identify/group table while it is
+# routed; `:` is never in a normalized name, so they cannot meet a real column.
+KEYED_PREFIX = "keyed:"
 DEFAULT_MAX_VARCHAR_BYTES = 65535
 RAW_SAMPLE_CHARS = 2000
 ROW = "__row"  # block row number, carried while routing
@@ -351,6 +356,7 @@ class Normalizer:
             return {}
         found: dict[int, str] = {}
         for k, table in by_kind.items():
+            table = _without_keyed(table)  # the same values are checked where they came from
             for mask, why in oversized_rows(table, self.max_varchar_bytes, check_nul):
                 where = f"{TYPE_TABLES[k]}.{why.split(':', 1)[1]}"
                 for row in table.column(ROW).filter(mask).to_pylist():
@@ -380,14 +386,21 @@ class Normalizer:
             "group_id": as_text(column(sub, "groupId"), m),
             "previous_id": as_text(column(sub, "previousId"), m),
         }
+        runs = list(_runs(kinds.take(order)))
+        context_traits, first = _context_traits(sub, runs)
         out, start = {}, 0
-        for k, count in _runs(kinds.take(order)):
+        for k, count in runs:
             piece = {name: v.slice(start, count) for name, v in cols.items()}
             for name in _KIND_FIELDS[k]:
                 piece[name] = kind_cols[name].slice(start, count)
             leaves = [Leaf(leaf.name, leaf.path, leaf.values.slice(start, count))
                       for leaf in flat.get(PAYLOAD[k], ())]
-            self._add_payload(k, leaves, piece, renames)
+            traits = self._add_payload(k, leaves, piece, renames)
+            if k in KEYED_BY_KIND:
+                context = [Leaf(leaf.name, leaf.path, leaf.values.slice(start - first, count))
+                           for leaf in context_traits]
+                merged = _with_context_traits(traits, _payload_columns(k, context))
+                piece.update({KEYED_PREFIX + name: v for name, v in merged.items()})
             piece[ROW] = rows.slice(start, count)
             out[k] = pa.table(piece)
             start += count
@@ -417,26 +430,16 @@ class Normalizer:
                 cols[leaf.name] = leaf.values
         return cols
 
-    def _add_payload(self, k: str, leaves: list[Leaf], cols: dict, renames: dict) -> None:
+    def _add_payload(self, k: str, leaves: list[Leaf], cols: dict, renames: dict
+                     ) -> dict[str, pa.Array]:
         """Properties/traits as un-prefixed columns; a key that would take a reserved or
-        context column is kept under `<properties|traits>_<name>` (reported as a rename)."""
-        origin, table = PAYLOAD[k], TYPE_TABLES[k]
-        reserved = RESERVED_BY_KIND[k]
-        present = []
-        for leaf in leaves:
-            if leaf.values.null_count == len(leaf.values):
-                continue
-            if leaf.name in reserved or leaf.name.startswith("context_"):
-                new = snake_case(f"{origin}_{leaf.name}")
-                where = ([table] if k != "track" else
-                         pc.unique(cols["event"].filter(pc.is_valid(leaf.values))).to_pylist())
-                renames.update({f"{w}.{leaf.path}": new for w in where})
-                leaf = Leaf(new, leaf.path, leaf.values)
-            present.append(leaf)
-        for leaf in resolve_collisions(present):
-            values = storable(leaf.values)
-            if values is not None and leaf.name not in cols:
-                cols[leaf.name] = values
+        context column is kept under `<properties|traits>_<name>` (reported as a rename).
+        Returns the payload's columns (users/accounts take their traits from them)."""
+        payload = _payload_columns(k, leaves, cols.get("event"), renames)
+        for name, values in payload.items():
+            if name not in cols:
+                cols[name] = values
+        return payload
 
     def _rejects_table(self, where: Callable[[int], tuple[str, int]], hour: datetime | None,
                        rejects: list[tuple[int, str, bytes]]) -> pa.Table:
@@ -534,7 +537,8 @@ def _drop_empty(table: pa.Table, keep: frozenset = frozenset({"anonymous_id", "u
 def _route(k: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """One kind's rows -> its warehouse tables."""
     if k == "track":
-        slim = [c for c in table.column_names if c in COMMON_COLUMNS or c.startswith("context_")]
+        reserved = RESERVED_BY_KIND["track"]
+        slim = [c for c in table.column_names if c in reserved or c.startswith("context_")]
         yield "tracks", _drop_empty(table.select(slim))
         start = 0  # rows arrive sorted by event table
         for name, count in _runs(table.column("event")):
@@ -542,10 +546,9 @@ def _route(k: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
             start += count
         return
     table = _drop_empty(table)
-    yield TYPE_TABLES[k], table
-    key_col = {"identify": "user_id", "group": "group_id"}.get(k)
+    yield TYPE_TABLES[k], _without_keyed(table)
+    latest, key_col = KEYED_BY_KIND.get(k, (None, None))
     if key_col and key_col in table.column_names:
-        latest = "users" if k == "identify" else "accounts"
         keyed = table.filter(pc.is_valid(table.column(key_col)))
         if keyed.num_rows:
             yield latest, _drop_empty(_keyed_row(keyed, key_col))
@@ -559,10 +562,77 @@ def _runs(sorted_values: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int]
 
 def _keyed_row(table: pa.Table, key_col: str) -> pa.Table:
     """users/accounts rows: the key, when, and the traits (no context, no event ids)."""
-    traits = [c for c in table.column_names
-              if c not in COMMON_COLUMNS and not c.startswith("context_")]
     cols = {"id": table.column(key_col), "received_at": table.column("received_at"),
             "loaded_at": table.column("loaded_at"), "uuid_ts": table.column("uuid_ts")}
-    for c in traits:
-        cols[c] = table.column(c)
+    for c in table.column_names:
+        if c.startswith(KEYED_PREFIX):
+            cols[c.removeprefix(KEYED_PREFIX)] = table.column(c)
     return pa.table(cols)
+
+
+def _without_keyed(table: pa.Table) -> pa.Table:
+    keyed = [c for c in table.column_names if c.startswith(KEYED_PREFIX)]
+    return table.drop_columns(keyed) if keyed else table
+
+
+def _payload_columns(k: str, leaves: list[Leaf], events: pa.Array | None = None,
+                     renames: dict[str, str] | None = None) -> dict[str, pa.Array]:
+    """A kind's payload leaves -> columns: a key that would take a reserved or context
+    column becomes `<properties|traits>_<name>` (recorded in `renames` when given), keys
+    that normalize alike are resolved per event."""
+    origin, table = PAYLOAD[k], TYPE_TABLES[k]
+    reserved = RESERVED_BY_KIND[k]
+    present = []
+    for leaf in leaves:
+        if leaf.values.null_count == len(leaf.values):
+            continue
+        if leaf.name in reserved or leaf.name.startswith("context_"):
+            new = snake_case(f"{origin}_{leaf.name}")
+            if renames is not None:
+                where = ([table] if k != "track" else
+                         pc.unique(events.filter(pc.is_valid(leaf.values))).to_pylist())
+                renames.update({f"{w}.{leaf.path}": new for w in where})
+            leaf = Leaf(new, leaf.path, leaf.values)
+        present.append(leaf)
+    out: dict[str, pa.Array] = {}
+    for leaf in resolve_collisions(present):
+        values = storable(leaf.values)
+        if values is not None and leaf.name not in out:
+            out[leaf.name] = values
+    return out
+
+
+def _context_traits(sub: pa.Table, runs: list[tuple[str, int]]) -> tuple[list[Leaf], int]:
+    """`context.traits` of the identify and group rows, flattened like top-level traits, and
+    the first row they start at. One call covers the span of those rows (kinds are sorted,
+    so the two are adjacent): other kinds' context.traits are never flattened twice."""
+    spans, start = [], 0
+    for k, count in runs:
+        if k in KEYED_BY_KIND:
+            spans.append((start, start + count))
+        start += count
+    context = column(sub, "context")
+    if (not spans or context is None or not pa.types.is_struct(context.type)
+            or context.type.get_field_index("traits") < 0):
+        return [], 0
+    first, end = spans[0][0], spans[-1][1]
+    traits = pc.struct_field(context.slice(first, end - first), "traits")
+    return flatten_many({"traits": traits}).get("traits", []), first
+
+
+def _with_context_traits(traits: dict[str, pa.Array], context_traits: dict[str, pa.Array]
+                         ) -> dict[str, pa.Array]:
+    """users/accounts traits of each event: its top-level traits, and `context.traits` for
+    the keys its top level lacks (SDKs such as RudderStack's send identify traits there).
+    Types widen only when a context value is actually taken."""
+    merged = dict(traits)
+    for name, values in context_traits.items():
+        top = merged.get(name)
+        if top is None:
+            merged[name] = values
+            continue
+        if not pc.any(pc.and_(pc.is_null(top), pc.is_valid(values))).as_py():
+            continue
+        logical = widen(logical_type(top.type), logical_type(values.type))
+        merged[name] = pc.coalesce(cast_to(top, logical), cast_to(values, logical))
+    return merged

@@ -121,6 +121,25 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+_LOAD_TIMES = ("received_at", "loaded_at", "uuid_ts")
+
+
+def _latest_expr(col: str, incoming: dict[str, ColumnType], target: dict[str, ColumnType],
+                 key: str) -> str:
+    """One column of a users/accounts merge (staged row `s`, target row `t`, which may be
+    missing): the staged value when it is not null and at least as new as the target's."""
+    q = quote_ident(col)
+    if col == key:
+        return f"s.{q}"
+    if col not in incoming:
+        return f"t.{q}"
+    staged = cast_expr(f"s.{q}", incoming[col], target[col])
+    if col in _LOAD_TIMES:
+        return f"GREATEST({staged}, t.{q})"
+    return (f"CASE WHEN s.{q} IS NOT NULL AND (t.{q} IS NULL "
+            f"OR s.\"received_at\" >= t.\"received_at\") THEN {staged} ELSE t.{q} END")
+
+
 class RedshiftWarehouse(Warehouse):
     def __init__(self, settings: RedshiftSettings, s3_client=None, password: str | None = None):
         self.settings = settings
@@ -308,19 +327,33 @@ class RedshiftWarehouse(Warehouse):
     def _insert(self, cur, schema: str, name: str, table: pa.Table, stage: str,
                 incoming: dict[str, ColumnType], plan: EvolutionPlan) -> None:
         target = qualified(schema, name)
+        if name in LATEST_KEYED_TABLES:
+            self._merge_latest(cur, name, target, stage, LATEST_KEYED_TABLES[name], incoming,
+                               plan)
+            return
         cols = ", ".join(quote_ident(c) for c in table.column_names)
         exprs = ", ".join(cast_expr(quote_ident(c), incoming[c], plan.target[c])
                           for c in table.column_names)
-        if name in LATEST_KEYED_TABLES:
-            key = quote_ident(LATEST_KEYED_TABLES[name])
-            # keep the newest row per key: staged rows older than the target's lose
-            cur.execute(f"DELETE FROM {stage} WHERE {key} IN (SELECT s.{key} FROM {stage} s "
-                        f"JOIN {target} t ON t.{key} = s.{key} "
-                        "WHERE t.\"received_at\" > s.\"received_at\")")
-            cur.execute(f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM {stage})")
-        elif "id" in table.column_names:
+        if "id" in table.column_names:
             cur.execute(f"DELETE FROM {target} WHERE \"id\" IN (SELECT \"id\" FROM {stage})")
         cur.execute(f"INSERT INTO {target} ({cols}) SELECT {exprs} FROM {stage}")
+
+    def _merge_latest(self, cur, name: str, target: str, stage: str, key: str,
+                      incoming: dict[str, ColumnType], plan: EvolutionPlan) -> None:
+        """users/accounts: per key, each column's newest non-null value of the target's row
+        and the staged one (as DuckDB merges), so a trait sent once survives later calls
+        without it. Redshift has no ON CONFLICT: the merged rows go to a temp table, the
+        target's rows of those keys are deleted and the merged rows inserted."""
+        merged = quote_ident(f"latest-{name}")
+        k = quote_ident(key)
+        exprs = ", ".join(f"{_latest_expr(c, incoming, plan.target, key)} AS {quote_ident(c)}"
+                          for c in plan.target)
+        cur.execute(f"CREATE TEMP TABLE {merged} AS SELECT {exprs} FROM {stage} s "
+                    f"LEFT JOIN {target} t ON t.{k} = s.{k}")
+        cur.execute(f"DELETE FROM {target} WHERE {k} IN (SELECT {k} FROM {stage})")
+        cols = ", ".join(quote_ident(c) for c in plan.target)
+        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {merged}")
+        cur.execute(f"DROP TABLE {merged}")
 
     def _audit(self, cur, schema: str, result: LoadResult, started: datetime, load_id: str,
                run_prefix: str, copies: int) -> None:
