@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import blocks
-from .blocks import (UNREADABLE_FILE_ERRORS, ParsedBlock, Part, blocks_from_lines,
+from .blocks import (UNREADABLE_FILE_ERRORS, FileLines, ParsedBlock, Part, blocks_from_lines,
                      iter_raw_blocks, join_files, parse_blocks, prefetched)
 from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_collisions,
                       timestamps)
@@ -123,14 +123,20 @@ class SmallFile:
     source: str
     size: int
     read: Callable[[], bytes]
+    hour: datetime | None = None  # its partition hour (the hour folder it came from)
 
 
 @dataclass(frozen=True)
 class SmallFileGroup:
-    """Small files of one partition hour, parsed together as one block."""
+    """Small files parsed together as one block; they may belong to different hours (each
+    row keeps its own file's hour)."""
 
-    hour: datetime | None
     files: list[SmallFile]
+
+
+# The partition hour of a block's rows: one for the whole block, each line's file's own
+# (small files of several hours joined), or none (ad-hoc files: from each event's receivedAt).
+BlockHours = datetime | FileLines | None
 
 
 @dataclass
@@ -213,26 +219,27 @@ class Normalizer:
             yield self._counted(self._unreadable(source, partition_hour, next_line, exc))
 
     def iter_small_files(self, groups: Iterable[SmallFileGroup]) -> Iterator[NormalizedBatch]:
-        """Chunks of groups of small files, each group (one hour's files) joined into one
-        block: a block's fixed cost (a dozen Arrow calls per table) is paid per group, not
-        per file. Rejects keep each file's own name and line numbers. Reading and parsing
-        the next group overlaps normalizing this one, as for a big file's blocks."""
+        """Chunks of groups of small files, each group joined into one block, across hours:
+        a block's fixed cost (a dozen Arrow calls per table) is paid per group, not per file
+        or per hour. Rows keep their own file's hour; rejects keep each file's own name and
+        line numbers. Reading and parsing the next group overlaps normalizing this one, as
+        for a big file's blocks."""
         def parsed():
             for group in groups:
                 contents, damaged = [], []
                 for f in group.files:
                     try:
-                        contents.append((f.source, f.read()))
+                        contents.append((f.source, f.read(), f.hour))
                     except UNREADABLE_FILE_ERRORS as exc:
-                        damaged.append((f.source, exc))
+                        damaged.append((f, exc))
                 yield group, *join_files(contents), damaged
 
         for group, block, where, damaged in prefetched(parsed()) if self.prefetch else parsed():
             for f in group.files:
                 yield self._file_seen(f.size)
-            yield self._counted(self._block(where, group.hour, block))
-            for source, exc in damaged:
-                yield self._counted(self._unreadable(source, group.hour, 1, exc))
+            yield self._counted(self._block(where, where, block))
+            for f, exc in damaged:
+                yield self._counted(self._unreadable(f.source, f.hour, 1, exc))
 
     def _unreadable(self, source: str, hour: datetime | None, line: int,
                     exc: BaseException) -> NormalizedBatch:
@@ -261,7 +268,7 @@ class Normalizer:
         return batch
 
     # -- one block -----------------------------------------------------------------------
-    def _block(self, where: Callable[[int], tuple[str, int]], hour: datetime | None,
+    def _block(self, where: Callable[[int], tuple[str, int]], hour: BlockHours,
                block: ParsedBlock) -> NormalizedBatch:
         """One parsed block -> tables. `where` maps a block line to (file, line in file)."""
         counts = LoadCounts(read=block.read, empty_lines=block.empty)
@@ -279,10 +286,12 @@ class Normalizer:
                 tables[name] = latest_per_key(tables[name], key)
         return NormalizedBatch({n: t for n, t in tables.items() if t.num_rows}, counts, renames)
 
-    def _part(self, part: Part, block: ParsedBlock, hour: datetime | None,
+    def _part(self, part: Part, block: ParsedBlock, hour: BlockHours,
               out: dict[str, list[pa.Table]], rejects: list, counts: LoadCounts,
               renames: dict[str, str]) -> None:
         t, n = part.table, part.table.num_rows
+        if isinstance(hour, FileLines):
+            hour = hour.hours_of(part.lines)  # each row's own hour
         kind = _kinds(t, n)
         reason = _structural_reasons(t, kind)
         ok = pc.is_null(reason)
@@ -365,7 +374,8 @@ class Normalizer:
 
     # -- columns -------------------------------------------------------------------------
     def _kind_tables(self, t: pa.Table, kind: pa.Array, ids: pa.Array, keep: pa.Array,
-                     hour: datetime | None, renames: dict[str, str]) -> dict[str, pa.Table]:
+                     hour: datetime | pa.Array | None, renames: dict[str, str]
+                     ) -> dict[str, pa.Table]:
         """The kept rows, sorted by (type, event table) with one `take`, then each kind's
         table as zero-copy slices: columns are computed and flattened once per block."""
         event_table = _event_tables(t, len(kind)).take(keep)
@@ -378,6 +388,8 @@ class Normalizer:
         m = len(rows)
         flat = flatten_many({f: column(sub, f) for f in ("context", "properties", "traits")},
                             {"context": "context_"})
+        if isinstance(hour, pa.Array):
+            hour = hour.take(rows)
         cols = self._common(sub, ids.take(rows), m, hour, flat.get("context", []))
         kind_cols = {
             "event": event_table.take(order), "event_text": as_text(column(sub, "event"), m),
@@ -406,19 +418,20 @@ class Normalizer:
             start += count
         return out
 
-    def _common(self, sub: pa.Table, ids: pa.Array, n: int, hour: datetime | None,
+    def _common(self, sub: pa.Table, ids: pa.Array, n: int, hour: datetime | pa.Array | None,
                 context: list[Leaf]) -> dict[str, pa.Array]:
         received = timestamps(column(sub, "receivedAt"), n)
         sent = timestamps(column(sub, "sentAt"), n)
         original = pc.coalesce(timestamps(column(sub, "timestamp"), n),
                                timestamps(column(sub, "originalTimestamp"), n))
-        fallback = pa.scalar(hour or self.loaded_at, TS_TYPE)
+        per_row = isinstance(hour, pa.Array)
+        fallback = hour if per_row else pa.scalar(hour or self.loaded_at, TS_TYPE)
         received = pc.coalesce(received, sent, original, fallback)
         skew = pc.subtract(sent, original)
         corrected = pc.coalesce(pc.subtract(received, skew), original, received)
         loaded = pa.repeat(pa.scalar(self.loaded_at, TS_TYPE), n)
-        part_hour = (pa.repeat(pa.scalar(hour, TS_TYPE), n) if hour is not None
-                     else pc.floor_temporal(received, unit="hour"))
+        part_hour = (hour if per_row else pa.repeat(pa.scalar(hour, TS_TYPE), n)
+                     if hour is not None else pc.floor_temporal(received, unit="hour"))
         cols = {
             "id": ids, "anonymous_id": as_text(column(sub, "anonymousId"), n),
             "user_id": as_text(column(sub, "userId"), n), "received_at": received,
@@ -441,10 +454,14 @@ class Normalizer:
                 cols[name] = values
         return payload
 
-    def _rejects_table(self, where: Callable[[int], tuple[str, int]], hour: datetime | None,
+    def _rejects_table(self, where: Callable[[int], tuple[str, int]], hour: BlockHours,
                        rejects: list[tuple[int, str, bytes]]) -> pa.Table:
-        part_hour = hour or self.loaded_at.replace(minute=0, second=0, microsecond=0)
+        now_hour = self.loaded_at.replace(minute=0, second=0, microsecond=0)
         n = len(rejects)
+        if isinstance(hour, FileLines):
+            part_hours = [hour.hour_of(line) or now_hour for line, _, _ in rejects]
+        else:
+            part_hours = [hour or now_hour] * n
         located = [where(line) for line, _, _ in rejects]
         return pa.table({
             "id": pa.array(["r_" + hashlib.sha1(f"{source}:{line}".encode()).hexdigest()
@@ -455,7 +472,7 @@ class Normalizer:
             "raw": pa.array([raw[:RAW_SAMPLE_CHARS].decode("utf-8", "replace").replace("\x00", "")
                              for _, _, raw in rejects], pa.string()),
             "loaded_at": pa.array([self.loaded_at] * n, TS_TYPE),
-            PARTITION_COLUMN: pa.array([part_hour] * n, TS_TYPE),
+            PARTITION_COLUMN: pa.array(part_hours, TS_TYPE),
         })
 
 

@@ -52,8 +52,9 @@ def list_window(store: EventStore, customer: CustomerConfig, start: datetime,
 
 
 # Files up to this size (as stored) are read whole and parsed with the other small files of
-# their hour, up to GROUP_STORED_BYTES per group (~16 MiB of JSON once gunzipped): buckets of
-# many small files otherwise pay a block's fixed cost per file (docs/normalization.md).
+# the window, hours mixed, up to GROUP_STORED_BYTES per group (~16 MiB of JSON once
+# gunzipped): buckets of many small files otherwise pay a block's fixed cost per file, or per
+# hour for a month of small hourly files (docs/normalization.md).
 SMALL_FILE_BYTES = 1 << 20
 GROUP_STORED_BYTES = 2 << 20
 
@@ -61,7 +62,8 @@ GROUP_STORED_BYTES = 2 << 20
 def iter_window_chunks(store: EventStore, window: WindowFiles,
                        normalizer: Normalizer) -> Iterator[NormalizedBatch]:
     """The window's files, hour by hour and in order, as the normalizer's chunks: a big file
-    streams a block at a time; runs of small files go in groups of one hour each."""
+    streams a block at a time; runs of small files go in groups that may span hours (each
+    row keeps its own file's hour)."""
     run: list[tuple[datetime, EventFile]] = []
     for hour in sorted(window.by_hour):
         for f in window.by_hour[hour]:
@@ -79,16 +81,15 @@ def iter_window_chunks(store: EventStore, window: WindowFiles,
 def _small_groups(store: EventStore, run: list[tuple[datetime, EventFile]]
                   ) -> Iterator[SmallFileGroup]:
     group: list[SmallFile] = []
-    group_hour, stored = None, 0
+    stored = 0
     for hour, f in run:
-        if group and (hour != group_hour or stored + f.size > GROUP_STORED_BYTES):
-            yield SmallFileGroup(group_hour, group)
+        if group and stored + f.size > GROUP_STORED_BYTES:
+            yield SmallFileGroup(group)
             group, stored = [], 0
-        group_hour = hour
-        group.append(SmallFile(f.key, f.size, partial(_read_whole, store, f.key)))
+        group.append(SmallFile(f.key, f.size, partial(_read_whole, store, f.key), hour))
         stored += f.size
     if group:
-        yield SmallFileGroup(group_hour, group)
+        yield SmallFileGroup(group)
 
 
 @contextmanager
