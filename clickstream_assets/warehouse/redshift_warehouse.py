@@ -9,7 +9,8 @@ schema queue behind each other instead of failing or duplicating rows.
 
 URL: `redshift://user@host:5439/db?iam_role=arn:aws:iam::123456789012:role/x
 &staging=s3://bucket/prefix[&sslmode=verify-full|verify-ca|require|disable][&endpoint_url=...]
-[&password_env=REDSHIFT_PASSWORD][&connect_timeout=30][&statement_timeout=3600]`.
+[&password_env=REDSHIFT_PASSWORD][&connect_timeout=30][&statement_timeout=3600]
+[&kms_key_id=...]` (staged files are SSE-S3 encrypted, SSE-KMS with this key when given).
 The password comes only from the environment (never the URL, logs or errors).
 """
 
@@ -82,6 +83,7 @@ class RedshiftSettings:
     password_env: str = "REDSHIFT_PASSWORD"
     connect_timeout: int = 30
     statement_timeout: int = 3600
+    kms_key_id: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> "RedshiftSettings":
@@ -92,7 +94,7 @@ class RedshiftSettings:
                              "REDSHIFT_PASSWORD)")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         unknown = set(query) - {"iam_role", "staging", "sslmode", "endpoint_url", "password_env",
-                                "connect_timeout", "statement_timeout"}
+                                "connect_timeout", "statement_timeout", "kms_key_id"}
         if unknown:
             raise ValueError(f"unknown redshift URL parameters: {sorted(unknown)}")
         missing = [k for k in ("iam_role", "staging") if not query.get(k)]
@@ -109,7 +111,8 @@ class RedshiftSettings:
                    endpoint_url=query.get("endpoint_url") or None,
                    password_env=query.get("password_env") or "REDSHIFT_PASSWORD",
                    connect_timeout=int(query.get("connect_timeout", 30)),
-                   statement_timeout=int(query.get("statement_timeout", 3600)))
+                   statement_timeout=int(query.get("statement_timeout", 3600)),
+                   kms_key_id=query.get("kms_key_id") or None)
 
     @property
     def description(self) -> str:
@@ -125,7 +128,8 @@ class RedshiftWarehouse(Warehouse):
     def __init__(self, settings: RedshiftSettings, s3_client=None, password: str | None = None):
         self.settings = settings
         self._given_password = password  # in memory only (a login from the config API)
-        self.staging = S3Staging(settings.staging, settings.endpoint_url, client=s3_client)
+        self.staging = S3Staging(settings.staging, settings.endpoint_url, client=s3_client,
+                                 kms_key_id=settings.kms_key_id)
 
     @classmethod
     def from_url(cls, url: str, password: str | None = None) -> "RedshiftWarehouse":
@@ -212,8 +216,17 @@ class RedshiftWarehouse(Warehouse):
         except BaseException as exc:
             self._keep_failed(run_prefix, exc)
             raise
-        self.staging.cleanup(run_prefix)
+        self._cleanup_committed(run_prefix)
         return result
+
+    def _cleanup_committed(self, run_prefix: str) -> None:
+        """The load committed, so a failed delete must not fail it: logged; the staging
+        bucket's lifecycle rule expires what is left (docs/deploy.md)."""
+        try:
+            self.staging.cleanup(run_prefix)
+        except Exception as exc:  # noqa: BLE001 - the data is loaded; only files linger
+            log.warning("load committed but its staging files under %s were not deleted: %s",
+                        self.staging.url(run_prefix), f"{type(exc).__name__}: {exc}")
 
     def _ensure_schema(self, conn, cur, schema: str) -> None:
         """Schema and audit table exist before the load transaction locks the audit table."""
