@@ -91,6 +91,43 @@ def _cmd_config_api_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grants(args: argparse.Namespace) -> int:
+    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
+
+    from .warehouse import RedshiftWarehouse, warehouse_from_url  # noqa: PLC0415
+    from .warehouse.grants import grants_script, schema_grants, table_grants  # noqa: PLC0415
+
+    customer = _find_customer(args.customer)
+    schema = customer.warehouse_schema
+    login = args.login or unquote(urlsplit(customer.warehouse_url).username or "")
+    if not login:
+        raise ValueError(f"give --login: customer {customer.customer_id} has no warehouse_url "
+                         "naming its login")
+    if not args.apply:
+        print(grants_script(customer.customer_id, schema, login))
+        return 0
+    warehouse = warehouse_from_url(args.warehouse or Settings.from_env().warehouse_url)
+    if not isinstance(warehouse, RedshiftWarehouse):
+        raise ValueError(f"grants apply to Redshift/PostgreSQL, not {warehouse.description}")
+    tables = warehouse.tables(schema)
+    warehouse.execute(schema_grants(schema, login) + table_grants(schema, login, tables))
+    print(grants_script(customer.customer_id, schema, login, tables) + "\n-- applied")
+    return 0
+
+
+def _add_grants_parser(sub) -> None:
+    grants = sub.add_parser("grants", help="SQL giving a customer's loader login its own "
+                                           "schema only (print, or --apply as an admin)")
+    grants.add_argument("--customer", required=True)
+    grants.add_argument("--login", help="the customer's warehouse login (default: the user of "
+                                        "the customer's warehouse_url)")
+    grants.add_argument("--apply", action="store_true", help="run it (as the admin login of "
+                                                              "--warehouse)")
+    grants.add_argument("--warehouse", help="admin redshift:// URL for --apply (default: "
+                                            "CLICKSTREAM_WAREHOUSE_URL)")
+    grants.set_defaults(func=_cmd_grants)
+
+
 def _staging_of(args: argparse.Namespace):
     """--staging, else the staging prefix of the platform's Redshift warehouse URL."""
     from .warehouse.redshift_warehouse import RedshiftSettings  # noqa: PLC0415
@@ -167,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(func=_cmd_ui)
     _add_config_api_parser(sub)
     _add_staging_parser(sub)
+    _add_grants_parser(sub)
     return parser
 
 

@@ -181,6 +181,13 @@ class RedshiftWarehouse(Warehouse):
             conn.rollback()
             return [tuple(r) for r in rows]
 
+    def execute(self, statements: list[str]) -> None:
+        """Run statements in one transaction (administration, e.g. `clickstream grants`)."""
+        with self._connect() as (conn, cur):
+            for sql in statements:
+                cur.execute(sql)
+            conn.commit()
+
     def tables(self, schema: str) -> list[str]:
         return [r[0] for r in self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
@@ -233,7 +240,11 @@ class RedshiftWarehouse(Warehouse):
         cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in LOADS_COLUMNS)
         for attempt in range(3):  # concurrent first loads can race on IF NOT EXISTS
             try:
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                # a per-customer login may not CREATE on the database, which CREATE SCHEMA
+                # IF NOT EXISTS checks even when the schema exists (`clickstream grants`)
+                cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ?", [schema])
+                if not cur.fetchone()[0]:
+                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, LOADS_TABLE)} "
                             f"({cols}) DISTSTYLE AUTO SORTKEY ({quote_ident('started_at')})")
                 conn.commit()
