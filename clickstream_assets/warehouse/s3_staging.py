@@ -78,10 +78,10 @@ class S3Staging:
 
     @property
     def client(self):
-        if self._client is None:
-            import boto3  # noqa: PLC0415 - boto3 is slow to import; only Redshift loads need it
+        if self._client is None:  # the standard credential chain, adaptive retries
+            from ..s3_event_store import make_s3_client  # noqa: PLC0415 - boto3 loads slowly
 
-            self._client = boto3.client("s3", endpoint_url=self.endpoint_url)
+            self._client = make_s3_client(self.endpoint_url)
         return self._client
 
     def run_prefix(self, *parts: str) -> str:
