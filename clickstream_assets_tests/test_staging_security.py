@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,14 @@ def test_ages_parse():
     assert parse_age("7d") == timedelta(days=7) and parse_age("90m") == timedelta(minutes=90)
     with pytest.raises(ValueError):
         parse_age("0h")
+
+
+def test_the_documented_lifecycle_rule_is_accepted_by_s3(s3):
+    text = (Path(__file__).resolve().parents[1] / "deploy" / "staging-lifecycle.json").read_text()
+    rules = json.loads(text.replace("<STAGING_PREFIX>", "loads"))
+    s3.client().create_bucket(Bucket=STAGING_BUCKET)
+    s3.client().put_bucket_lifecycle_configuration(Bucket=STAGING_BUCKET,
+                                                   LifecycleConfiguration=rules)
+    rule = s3.client().get_bucket_lifecycle_configuration(Bucket=STAGING_BUCKET)["Rules"][0]
+    assert rule["Filter"]["Prefix"] == "loads/" and rule["Expiration"]["Days"] == 14
+    assert rule["Status"] == "Enabled"
