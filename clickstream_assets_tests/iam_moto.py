@@ -1,8 +1,8 @@
 """A moto server of our own that enforces IAM, and the deploy/iam policies installed in it.
 
 The session-wide moto server runs in this process and shares moto's settings, so IAM
-enforcement gets its own server process (`iam_moto_server.py`: moto's server with its signature check fixed for
-query strings holding a `/`). Setup (buckets, queue,
+enforcement gets its own server process (`iam_moto_server.py`: moto's server with its
+signature check fixed for query strings holding a `/`). Setup (buckets, queue,
 users, roles, policies) runs while it still accepts anyone; `enforce()` then makes every
 request prove its identity and pass the policies (moto's `/moto-api/reset-auth`).
 
@@ -76,8 +76,8 @@ def start_iam_moto() -> IamMoto:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "INITIAL_NO_AUTH_ACTION_COUNT"}
     process = subprocess.Popen([sys.executable, "-m", "clickstream_assets_tests.iam_moto_server",
-                                str(port)], env=env, cwd=POLICY_DIR.parents[1], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                                str(port)], env=env, cwd=POLICY_DIR.parents[1],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -10,6 +10,7 @@ prune; then each refused action fails with AccessDenied.
 from __future__ import annotations
 
 import logging
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -26,7 +27,8 @@ from clickstream_assets.warehouse.staging_prune import prune_failed
 
 from .iam_moto import assume_new_role, create_user, render_policy, start_iam_moto
 from .redshift_emulator import RedshiftEmulator
-from .redshift_fixtures import _drop_customer_schemas, redshift_db  # noqa: F401 - fixture
+from .redshift_fixtures import *  # noqa: F403
+from .redshift_fixtures import _drop_customer_schemas
 from .s3_seed import event_body, event_key, notified_queue
 from .services import FAKE_AWS_ENV
 
@@ -52,8 +54,6 @@ class World:
     def __init__(self, server, monkeypatch):
         self.server = server
         server.relax()
-        import urllib.request  # noqa: PLC0415
-
         urllib.request.urlopen(urllib.request.Request(
             f"{server.endpoint_url}/moto-api/reset", method="POST"), timeout=10).read()
         for key, value in FAKE_AWS_ENV.items():
@@ -83,7 +83,8 @@ class World:
         monkeypatch.setenv("REDSHIFT_PASSWORD", "unused-with-trust-auth")
 
     def store(self) -> S3EventStore:
-        return S3EventStore.from_url(f"s3://{EVENTS}/{ROOT}?endpoint_url={self.server.endpoint_url}")
+        endpoint = self.server.endpoint_url
+        return S3EventStore.from_url(f"s3://{EVENTS}/{ROOT}?endpoint_url={endpoint}")
 
     def warehouse(self, emulator: RedshiftEmulator, database: str) -> RedshiftWarehouse:
         return RedshiftWarehouse.from_url(
@@ -105,7 +106,7 @@ def world(iam_server, monkeypatch) -> World:
 
 
 @pytest.fixture
-def emulator(world, redshift_db):  # noqa: F811 - the session database fixture
+def emulator(world, redshift_db):
     """Redshift as the COPY role sees S3: it reads staged files with the role's keys."""
     _drop_customer_schemas(redshift_db)
     emu = RedshiftEmulator("127.0.0.1", 5432, world.server.endpoint_url,
@@ -129,12 +130,15 @@ def test_the_arrival_tick_reads_lists_and_acks_under_the_loader_policy(world):
     assert result.files == 2 and result.delete_failures == []  # + moto's s3:TestEvent
     assert result.sweep is not None and result.sweep.errors == {}  # the listing ran too
     assert [(r.customer_id, r.first, r.last) for r in result.ranges] == [("acme", HOUR, HOUR)]
-    again = ArrivalQueue(world.queue_url).receive()
-    assert again == []  # deleted, not just hidden
+    world.server.relax()  # the admin looks: deleted, not just hidden for the visibility timeout
+    attrs = world.server.client("sqs").get_queue_attributes(QueueUrl=world.queue_url,
+                                                            AttributeNames=["All"])["Attributes"]
+    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]
+            ) == ("0", "0")
 
 
 def test_a_staged_redshift_load_runs_under_the_loader_and_copy_role_policies(
-        world, emulator, redshift_db):  # noqa: F811
+        world, emulator, redshift_db):
     warehouse = world.warehouse(emulator, redshift_db)
     _, result = load_window(world.store(), warehouse, CUSTOMER, HOUR, HOUR + timedelta(hours=1))
     c = result.counts
@@ -147,7 +151,7 @@ def test_a_staged_redshift_load_runs_under_the_loader_and_copy_role_policies(
 
 
 def test_a_failed_load_is_kept_encrypted_and_pruned_by_the_loader(world, emulator,
-                                                                  redshift_db):  # noqa: F811
+                                                                  redshift_db):
     emulator.inject(r"^\s*LOCK\b", "before")
     with pytest.raises(Exception):
         load_window(world.store(), world.warehouse(emulator, redshift_db), CUSTOMER, HOUR,

@@ -98,7 +98,8 @@ def test_prune_caps_its_work_and_counts_the_rest(s3):
     s3.client().create_bucket(Bucket=STAGING_BUCKET)
     for i in range(3):
         for name in ("t/part-00000.csv.gz", "_FAILED"):
-            s3.client().put_object(Bucket=STAGING_BUCKET, Key=f"loads/acme/run{i}/{name}", Body=b"x")
+            s3.client().put_object(Bucket=STAGING_BUCKET, Key=f"loads/acme/run{i}/{name}",
+                                   Body=b"x")
     staging = S3Staging(f"s3://{STAGING_BUCKET}/loads", s3.endpoint_url)
     future = datetime.now(timezone.utc) + timedelta(days=30)
     report = prune_failed(staging, timedelta(days=7), future, max_prefixes=2)

@@ -17,8 +17,8 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 
 from .instance_harness import ASSET_JOB, LOCATION, asset_keys, repository_name, write_target
 
-RELOAD = """mutation Reload($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name)
-  { __typename } }"""
+RELOAD = """mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) { __typename } }"""
 RUNS = "{ runsOrError { __typename ... on Runs { results { runId } } } }"
 
 

@@ -6,7 +6,9 @@ surprises), and several parts let the cluster's slices load in parallel. Files a
 with pyarrow's CSV writer (about 17x faster than the csv module for our tables).
 
 After a successful load the run's prefix is deleted; after a failure it is kept with a
-`_FAILED` object holding the reason, so an operator can look at exactly what COPY saw.
+`_FAILED` object holding the reason, so an operator can look at exactly what COPY saw
+(`staging_prune` deletes such prefixes past an age). Every PUT asks for server-side
+encryption: the files hold personal data.
 """
 
 from __future__ import annotations
