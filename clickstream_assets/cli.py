@@ -1,4 +1,4 @@
-"""The `clickstream` command: demo, load, ui."""
+"""The `clickstream` command: demo, load, ui, config-api, grants, staging prune."""
 
 from __future__ import annotations
 
@@ -91,6 +91,81 @@ def _cmd_config_api_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grants(args: argparse.Namespace) -> int:
+    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
+
+    from .warehouse import RedshiftWarehouse, warehouse_from_url  # noqa: PLC0415
+    from .warehouse.grants import grants_script, schema_grants, table_grants  # noqa: PLC0415
+
+    customer = _find_customer(args.customer)
+    schema = customer.warehouse_schema
+    login = args.login or unquote(urlsplit(customer.warehouse_url).username or "")
+    if not login:
+        raise ValueError(f"give --login: customer {customer.customer_id} has no warehouse_url "
+                         "naming its login")
+    if not args.apply:
+        print(grants_script(customer.customer_id, schema, login))
+        return 0
+    warehouse = warehouse_from_url(args.warehouse or Settings.from_env().warehouse_url)
+    if not isinstance(warehouse, RedshiftWarehouse):
+        raise ValueError(f"grants apply to Redshift/PostgreSQL, not {warehouse.description}")
+    tables = warehouse.tables(schema)
+    warehouse.execute(schema_grants(schema, login) + table_grants(schema, login, tables))
+    print(grants_script(customer.customer_id, schema, login, tables) + "\n-- applied")
+    return 0
+
+
+def _add_grants_parser(sub) -> None:
+    grants = sub.add_parser("grants", help="SQL giving a customer's loader login its own "
+                                           "schema only (print, or --apply as an admin)")
+    grants.add_argument("--customer", required=True)
+    grants.add_argument("--login", help="the customer's warehouse login (default: the user of "
+                                        "the customer's warehouse_url)")
+    grants.add_argument("--apply", action="store_true", help="run it (as the admin login of "
+                                                              "--warehouse)")
+    grants.add_argument("--warehouse", help="admin redshift:// URL for --apply (default: "
+                                            "CLICKSTREAM_WAREHOUSE_URL)")
+    grants.set_defaults(func=_cmd_grants)
+
+
+def _staging_of(args: argparse.Namespace):
+    """--staging, else the staging prefix of the platform's Redshift warehouse URL."""
+    from .warehouse.redshift_warehouse import RedshiftSettings  # noqa: PLC0415
+    from .warehouse.s3_staging import S3Staging  # noqa: PLC0415
+
+    if args.staging:
+        return S3Staging(args.staging, args.endpoint_url)
+    url = Settings.from_env().warehouse_url
+    if not url.startswith("redshift://"):
+        raise ValueError("give --staging s3://bucket/prefix (the warehouse is not Redshift)")
+    rs = RedshiftSettings.from_url(url)
+    return S3Staging(rs.staging, args.endpoint_url or rs.endpoint_url)
+
+
+def _cmd_staging_prune(args: argparse.Namespace) -> int:
+    from .warehouse.staging_prune import parse_age, prune_failed  # noqa: PLC0415
+
+    report = prune_failed(_staging_of(args), parse_age(args.older_than),
+                          datetime.now(timezone.utc), args.dry_run, args.max_prefixes)
+    print(json.dumps({**report.as_dict(), "dry_run": args.dry_run}, indent=2, sort_keys=True))
+    return 0
+
+
+def _add_staging_parser(sub) -> None:
+    staging = sub.add_parser("staging", help="the Redshift loads' S3 staging prefix")
+    staging_sub = staging.add_subparsers(dest="staging_command", required=True)
+    prune = staging_sub.add_parser(
+        "prune", help="delete failed loads' staged files (prefixes with a _FAILED marker)")
+    prune.add_argument("--older-than", required=True, help="marker age, e.g. 7d, 36h, 90m")
+    prune.add_argument("--staging", help="s3://bucket/prefix (default: the staging of "
+                                         "CLICKSTREAM_WAREHOUSE_URL)")
+    prune.add_argument("--endpoint-url", help="S3-compatible endpoint (default: AWS)")
+    prune.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    prune.add_argument("--max-prefixes", type=int, default=1000,
+                       help="prefixes deleted per invocation; the rest are counted")
+    prune.set_defaults(func=_cmd_staging_prune)
+
+
 def _add_config_api_parser(sub) -> None:
     api = sub.add_parser("config-api", help="the customer config API (reference server)")
     api_sub = api.add_subparsers(dest="config_api_command", required=True)
@@ -128,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=_cmd_ui)
     _add_config_api_parser(sub)
+    _add_staging_parser(sub)
+    _add_grants_parser(sub)
     return parser
 
 

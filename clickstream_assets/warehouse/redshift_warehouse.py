@@ -9,7 +9,8 @@ schema queue behind each other instead of failing or duplicating rows.
 
 URL: `redshift://user@host:5439/db?iam_role=arn:aws:iam::123456789012:role/x
 &staging=s3://bucket/prefix[&sslmode=verify-full|verify-ca|require|disable][&endpoint_url=...]
-[&password_env=REDSHIFT_PASSWORD][&connect_timeout=30][&statement_timeout=3600]`.
+[&password_env=REDSHIFT_PASSWORD][&connect_timeout=30][&statement_timeout=3600]
+[&kms_key_id=...]` (staged files are SSE-S3 encrypted, SSE-KMS with this key when given).
 The password comes only from the environment (never the URL, logs or errors).
 """
 
@@ -82,6 +83,7 @@ class RedshiftSettings:
     password_env: str = "REDSHIFT_PASSWORD"
     connect_timeout: int = 30
     statement_timeout: int = 3600
+    kms_key_id: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> "RedshiftSettings":
@@ -92,7 +94,7 @@ class RedshiftSettings:
                              "REDSHIFT_PASSWORD)")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         unknown = set(query) - {"iam_role", "staging", "sslmode", "endpoint_url", "password_env",
-                                "connect_timeout", "statement_timeout"}
+                                "connect_timeout", "statement_timeout", "kms_key_id"}
         if unknown:
             raise ValueError(f"unknown redshift URL parameters: {sorted(unknown)}")
         missing = [k for k in ("iam_role", "staging") if not query.get(k)]
@@ -109,7 +111,8 @@ class RedshiftSettings:
                    endpoint_url=query.get("endpoint_url") or None,
                    password_env=query.get("password_env") or "REDSHIFT_PASSWORD",
                    connect_timeout=int(query.get("connect_timeout", 30)),
-                   statement_timeout=int(query.get("statement_timeout", 3600)))
+                   statement_timeout=int(query.get("statement_timeout", 3600)),
+                   kms_key_id=query.get("kms_key_id") or None)
 
     @property
     def description(self) -> str:
@@ -144,7 +147,8 @@ class RedshiftWarehouse(Warehouse):
     def __init__(self, settings: RedshiftSettings, s3_client=None, password: str | None = None):
         self.settings = settings
         self._given_password = password  # in memory only (a login from the config API)
-        self.staging = S3Staging(settings.staging, settings.endpoint_url, client=s3_client)
+        self.staging = S3Staging(settings.staging, settings.endpoint_url, client=s3_client,
+                                 kms_key_id=settings.kms_key_id)
 
     @classmethod
     def from_url(cls, url: str, password: str | None = None) -> "RedshiftWarehouse":
@@ -196,6 +200,13 @@ class RedshiftWarehouse(Warehouse):
             conn.rollback()
             return [tuple(r) for r in rows]
 
+    def execute(self, statements: list[str]) -> None:
+        """Run statements in one transaction (administration, e.g. `clickstream grants`)."""
+        with self._connect() as (conn, cur):
+            for sql in statements:
+                cur.execute(sql)
+            conn.commit()
+
     def tables(self, schema: str) -> list[str]:
         return [r[0] for r in self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
@@ -231,15 +242,28 @@ class RedshiftWarehouse(Warehouse):
         except BaseException as exc:
             self._keep_failed(run_prefix, exc)
             raise
-        self.staging.cleanup(run_prefix)
+        self._cleanup_committed(run_prefix)
         return result
+
+    def _cleanup_committed(self, run_prefix: str) -> None:
+        """The load committed, so a failed delete must not fail it: logged; the staging
+        bucket's lifecycle rule expires what is left (docs/deploy.md)."""
+        try:
+            self.staging.cleanup(run_prefix)
+        except Exception as exc:  # noqa: BLE001 - the data is loaded; only files linger
+            log.warning("load committed but its staging files under %s were not deleted: %s",
+                        self.staging.url(run_prefix), f"{type(exc).__name__}: {exc}")
 
     def _ensure_schema(self, conn, cur, schema: str) -> None:
         """Schema and audit table exist before the load transaction locks the audit table."""
         cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in LOADS_COLUMNS)
         for attempt in range(3):  # concurrent first loads can race on IF NOT EXISTS
             try:
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                # a per-customer login may not CREATE on the database, which CREATE SCHEMA
+                # IF NOT EXISTS checks even when the schema exists (`clickstream grants`)
+                cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ?", [schema])
+                if not cur.fetchone()[0]:
+                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, LOADS_TABLE)} "
                             f"({cols}) DISTSTYLE AUTO SORTKEY ({quote_ident('started_at')})")
                 conn.commit()
