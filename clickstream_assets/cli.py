@@ -1,4 +1,4 @@
-"""The `clickstream` command: demo, load, ui."""
+"""The `clickstream` command: demo, load, status, ui."""
 
 from __future__ import annotations
 
@@ -82,6 +82,40 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .config_api.selection import config_api_resources, customer_source  # noqa: PLC0415
+    from .event_store import event_store_from_url  # noqa: PLC0415
+    from .resources import WarehouseResource  # noqa: PLC0415
+    from .status import collect, format_table  # noqa: PLC0415
+
+    settings = Settings.from_env({**os.environ, "CLICKSTREAM_HOME": str(Path(args.home).absolute())})
+    # the customer list and any API-held logins go through the config API client's cache
+    customers = [c for c in customer_source(settings).list_customers() if c.enabled]
+    warehouse = (config_api_resources(settings).get("warehouse")
+                 or WarehouseResource(url=settings.warehouse_url))
+    statuses = collect(customers, warehouse.get_warehouse, event_store_from_url(settings.events_url),
+                       _last_runs(settings, [c.customer_id for c in customers]))
+    if args.json:
+        print(json.dumps([s.as_json() for s in statuses], indent=2))
+    else:
+        print(format_table(statuses))
+    return 0
+
+
+def _last_runs(settings: Settings, customer_ids: list[str]) -> dict:
+    """From $DAGSTER_HOME's instance when set (a deployment), else the home's (the demo's);
+    none when there is no instance yet."""
+    from dagster import DagsterInstance  # noqa: PLC0415
+
+    from .run_history import last_runs  # noqa: PLC0415
+
+    dagster_home = os.environ.get("DAGSTER_HOME") or str(settings.dagster_home)
+    if not Path(dagster_home).is_dir():
+        return {}
+    with DagsterInstance.from_config(dagster_home) as instance:
+        return last_runs(instance, customer_ids)
+
+
 def _cmd_config_api_serve(args: argparse.Namespace) -> int:
     from .config_api.server import Fault, parse_rate, serve_forever  # noqa: PLC0415
 
@@ -122,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-reject-share", type=float, default=1.0)
     load.add_argument("files", nargs="+")
     load.set_defaults(func=_cmd_load)
+
+    status = sub.add_parser("status", help="per customer: latest hour loaded, newest files, "
+                                           "lag, last 24 h, last run")
+    status.add_argument("--home", default=DEFAULT_HOME)
+    status.add_argument("--json", action="store_true", help="JSON for scripts")
+    status.set_defaults(func=_cmd_status)
 
     ui = sub.add_parser("ui", help="open the Dagster UI on the demo's instance")
     ui.add_argument("--home", default=DEFAULT_HOME)

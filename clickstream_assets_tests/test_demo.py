@@ -12,12 +12,16 @@ from dagster import AssetCheckKey, DagsterInstance
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from clickstream_assets.check_defs import CHECKS, LOADS_ASSET
+from clickstream_assets.checks import read_audit
+from clickstream_assets.customers import FileCustomerSource
 from clickstream_assets.cli import main
 from clickstream_assets.definitions import build_definitions
 from clickstream_assets.event_store import event_store_from_url, hour_from_key
 from clickstream_assets.factory import PARTITION_FORMAT, raw_events_key, table_key
-from clickstream_assets.sample_events import recent_hours
+from clickstream_assets.pipeline import load_window
+from clickstream_assets.sample_events import recent_hours, write_sample_hour
 from clickstream_assets.settings import Settings
+from clickstream_assets.warehouse import DuckDBWarehouse
 
 DEMO_HOURS = 2
 
@@ -86,7 +90,6 @@ def test_a_demo_customers_partitions_start_at_the_demos_first_hour(demo_home):
 
 def test_a_rerun_keeps_the_first_runs_start(tmp_path, demo_home):
     from clickstream_assets.demo import write_demo_customers
-    from clickstream_assets.customers import FileCustomerSource
 
     first_hour = recent_hours(DEMO_HOURS)[0]
     home = tmp_path / "home"
@@ -104,3 +107,62 @@ def test_instance_settings_keep_what_the_file_already_says(tmp_path):
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.nux_enabled is False
         assert instance.telemetry_enabled is False
+
+
+def status_json(capsys, home: Path) -> dict[str, dict]:
+    capsys.readouterr()
+    assert main(["status", "--home", str(home), "--json"]) == 0
+    return {s["customer_id"]: s for s in json.loads(capsys.readouterr().out)}
+
+
+def test_status_on_the_demo_home_has_every_customer_at_lag_0_matching_the_audit(
+        demo_home, capsys, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    statuses = status_json(capsys, demo_home)
+    assert sorted(statuses) == demo_customers(demo_home)
+    wh = DuckDBWarehouse(demo_home / "warehouse.duckdb")
+    for cid, s in statuses.items():
+        audit = read_audit(wh, cid)
+        assert audit and s["lag_hours"] == 0 and s["error"] is None
+        assert s["latest_hour_loaded"] == (max(a.window_end for a in audit)
+                                           - timedelta(hours=1)).isoformat()
+        assert s["newest_hour_with_files"] == data_hours(demo_home, cid)[-1].isoformat()
+        assert s["loaded_24h"] == sum(a.loaded for a in audit) > 0
+        assert s["rejected_24h"] == sum(a.rejected for a in audit) > 0
+        assert s["loads_24h"] == len(audit)
+        assert s["last_run"]["status"] == "SUCCESS"
+
+
+def test_status_shows_the_lag_of_files_newer_than_the_last_load(tmp_path, capsys, monkeypatch):
+    """Hours 0-1 loaded, files landed at hour 4: three hours behind; the table says so too."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    for var in ("CLICKSTREAM_EVENTS_URL", "CLICKSTREAM_WAREHOUSE_URL",
+                "CLICKSTREAM_CUSTOMERS_FILE", "CLICKSTREAM_CONFIG_API_URL"):
+        monkeypatch.delenv(var, raising=False)
+    hours = recent_hours(6)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "customers.yaml").write_text(
+        "customers:\n"
+        f"  - {{customer_id: acme, start: '{hours[0].isoformat()}'}}\n"
+        f"  - {{customer_id: globex, start: '{hours[0].isoformat()}'}}\n")
+    settings = home_settings(home)
+    store = event_store_from_url(settings.events_url)
+    wh = DuckDBWarehouse(home / "warehouse.duckdb")
+    acme, globex = FileCustomerSource(settings.customers_file).list_customers()
+    for hour in (hours[0], hours[1], hours[4]):
+        write_sample_hour(store, "acme", "acme", hour, 30)
+    load_window(store, wh, acme, hours[0], hours[2])
+
+    statuses = status_json(capsys, home)
+    assert statuses["acme"]["latest_hour_loaded"] == hours[1].isoformat()
+    assert statuses["acme"]["newest_hour_with_files"] == hours[4].isoformat()
+    assert statuses["acme"]["lag_hours"] == 3
+    assert statuses["acme"]["last_run"] is None  # no Dagster instance in this home
+    # globex: never loaded, no files: nothing is behind
+    assert statuses["globex"]["latest_hour_loaded"] is None and statuses["globex"]["lag_hours"] == 0
+
+    assert main(["status", "--home", str(home)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[0] == "customer"
+    assert table[2].split()[0] == "acme" and table[2].split()[5] == "3"
