@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def _cmd_load(args: argparse.Namespace) -> int:
         print(f"error: not a file: {', '.join(missing)}", file=sys.stderr)
         return 2
     warehouse = warehouse_from_url(args.warehouse)
-    result = load_files([Path(f) for f in args.files], customer, warehouse,
-                        max_reject_share=args.max_reject_share)
+    with progress_bar(len(args.files)) as progress:
+        result = load_files([Path(f) for f in args.files], customer, warehouse,
+                            max_reject_share=args.max_reject_share, progress=progress)
     c = result.counts
     print(json.dumps({
         "customer": customer.customer_id,
@@ -69,6 +71,25 @@ def _cmd_load(args: argparse.Namespace) -> int:
         "widened_columns": result.widened_columns,
     }, indent=2, sort_keys=True))
     return 0
+
+
+@contextmanager
+def progress_bar(total_files: int, stream=None):
+    """A progress callback drawing files, events and rate on stderr when it is a terminal;
+    quiet (no callback) otherwise, so scripts and logs see only the JSON summary."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        yield None
+        return
+    from tqdm import tqdm  # noqa: PLC0415
+
+    with tqdm(total=total_files, unit="file", file=stream) as bar:
+        def show(p) -> None:
+            bar.update(p.files - bar.n)
+            bar.set_postfix_str(f"{p.events:,} events, {p.events_per_second:,.0f} events/s",
+                                refresh=p.done)
+
+        yield show
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
