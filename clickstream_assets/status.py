@@ -78,8 +78,8 @@ def audit_summary(wh: Warehouse, schema: str, now: datetime) -> AuditSummary:
     have an empty window and are left out of `loaded_through`)."""
     if LOADS_TABLE not in wh.tables(schema):
         return AuditSummary(None, 0, 0, 0)
-    since = (now - RECENT).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    recent = f"finished_at >= TIMESTAMP '{since}'"
+    since = (now - RECENT).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+    recent = f"finished_at >= CAST('{since}' AS TIMESTAMPTZ)"  # our own value, not input
     row = wh.query(
         "SELECT max(CASE WHEN window_end > window_start THEN window_end END), "
         f"sum(CASE WHEN {recent} THEN loaded ELSE 0 END), "
