@@ -109,12 +109,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from .resources import WarehouseResource  # noqa: PLC0415
     from .status import collect, format_table  # noqa: PLC0415
 
-    settings = Settings.from_env({**os.environ, "CLICKSTREAM_HOME": str(Path(args.home).absolute())})
+    home = str(Path(args.home).absolute())
+    settings = Settings.from_env({**os.environ, "CLICKSTREAM_HOME": home})
     # the customer list and any API-held logins go through the config API client's cache
     customers = [c for c in customer_source(settings).list_customers() if c.enabled]
     warehouse = (config_api_resources(settings).get("warehouse")
                  or WarehouseResource(url=settings.warehouse_url))
-    statuses = collect(customers, warehouse.get_warehouse, event_store_from_url(settings.events_url),
+    store = event_store_from_url(settings.events_url)
+    statuses = collect(customers, warehouse.get_warehouse, store,
                        _last_runs(settings, [c.customer_id for c in customers]))
     if args.json:
         print(json.dumps([s.as_json() for s in statuses], indent=2))
@@ -180,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="per customer: latest hour loaded, newest files, "
                                            "lag, last 24 h, last run")
-    status.add_argument("--home", default=DEFAULT_HOME)
+    status.add_argument("--home", default=DEFAULT_HOME, help="state folder (default ./.clickstream)")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
     status.set_defaults(func=_cmd_status)
 

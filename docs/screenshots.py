@@ -22,7 +22,8 @@ CUSTOMER = "acme"
 # (file, page, window size in CSS pixels, device scale): the graph is tall, so it is drawn
 # at 0.7 to fit every asset in one picture of ~1,000 x 2,000 pixels.
 SHOTS = [
-    ("asset-graph.png", f"/locations/clickstream/asset-groups/{CUSTOMER}/lineage", (1400, 2800), 0.7),
+    ("asset-graph.png", f"/locations/clickstream/asset-groups/{CUSTOMER}/lineage",
+     (1400, 2800), 0.7),
     ("catalog-table.png", f"/assets/{CUSTOMER}/tracks", (1440, 1100), 1.0),
 ]
 
