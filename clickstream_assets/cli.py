@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="per customer: latest hour loaded, newest files, "
                                            "lag, last 24 h, last run")
-    status.add_argument("--home", default=DEFAULT_HOME, help="state folder (default ./.clickstream)")
+    status.add_argument("--home", default=DEFAULT_HOME,
+                        help="state folder (default ./.clickstream)")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
     status.set_defaults(func=_cmd_status)
 
