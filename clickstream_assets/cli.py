@@ -1,4 +1,4 @@
-"""The `clickstream` command: demo, load, ui, config-api, grants, staging prune."""
+"""The `clickstream` command: demo, load, status, ui, config-api, grants, staging prune."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def _cmd_load(args: argparse.Namespace) -> int:
         print(f"error: not a file: {', '.join(missing)}", file=sys.stderr)
         return 2
     warehouse = warehouse_from_url(args.warehouse)
-    result = load_files([Path(f) for f in args.files], customer, warehouse,
-                        max_reject_share=args.max_reject_share)
+    with progress_bar(len(args.files)) as progress:
+        result = load_files([Path(f) for f in args.files], customer, warehouse,
+                            max_reject_share=args.max_reject_share, progress=progress)
     c = result.counts
     print(json.dumps({
         "customer": customer.customer_id,
@@ -71,6 +73,25 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def progress_bar(total_files: int, stream=None):
+    """A progress callback drawing files, events and rate on stderr when it is a terminal;
+    quiet (no callback) otherwise, so scripts and logs see only the JSON summary."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        yield None
+        return
+    from tqdm import tqdm  # noqa: PLC0415
+
+    with tqdm(total=total_files, unit="file", file=stream) as bar:
+        def show(p) -> None:
+            bar.update(p.files - bar.n)
+            bar.set_postfix_str(f"{p.events:,} events, {p.events_per_second:,.0f} events/s",
+                                refresh=p.done)
+
+        yield show
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
     settings = Settings.from_env({**os.environ, "CLICKSTREAM_HOME": str(Path(args.home).absolute())})
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
@@ -80,6 +101,42 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     print(f"DAGSTER_HOME={settings.dagster_home} {' '.join(cmd)}", file=sys.stderr)
     os.execvpe(cmd[0], cmd, env)
     return 0  # not reached
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .config_api.selection import config_api_resources, customer_source  # noqa: PLC0415
+    from .event_store import event_store_from_url  # noqa: PLC0415
+    from .resources import WarehouseResource  # noqa: PLC0415
+    from .status import collect, format_table  # noqa: PLC0415
+
+    home = str(Path(args.home).absolute())
+    settings = Settings.from_env({**os.environ, "CLICKSTREAM_HOME": home})
+    # the customer list and any API-held logins go through the config API client's cache
+    customers = [c for c in customer_source(settings).list_customers() if c.enabled]
+    warehouse = (config_api_resources(settings).get("warehouse")
+                 or WarehouseResource(url=settings.warehouse_url))
+    store = event_store_from_url(settings.events_url)
+    statuses = collect(customers, warehouse.get_warehouse, store,
+                       _last_runs(settings, [c.customer_id for c in customers]))
+    if args.json:
+        print(json.dumps([s.as_json() for s in statuses], indent=2))
+    else:
+        print(format_table(statuses))
+    return 0
+
+
+def _last_runs(settings: Settings, customer_ids: list[str]) -> dict:
+    """From $DAGSTER_HOME's instance when set (a deployment), else the home's (the demo's);
+    none when there is no instance yet."""
+    from dagster import DagsterInstance  # noqa: PLC0415
+
+    from .run_history import last_runs  # noqa: PLC0415
+
+    dagster_home = os.environ.get("DAGSTER_HOME") or str(settings.dagster_home)
+    if not Path(dagster_home).is_dir():
+        return {}
+    with DagsterInstance.from_config(dagster_home) as instance:
+        return last_runs(instance, customer_ids)
 
 
 def _cmd_config_api_serve(args: argparse.Namespace) -> int:
@@ -197,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-reject-share", type=float, default=1.0)
     load.add_argument("files", nargs="+")
     load.set_defaults(func=_cmd_load)
+
+    status = sub.add_parser("status", help="per customer: latest hour loaded, newest files, "
+                                           "lag, last 24 h, last run")
+    status.add_argument("--home", default=DEFAULT_HOME,
+                        help="state folder (default ./.clickstream)")
+    status.add_argument("--json", action="store_true", help="JSON for scripts")
+    status.set_defaults(func=_cmd_status)
 
     ui = sub.add_parser("ui", help="open the Dagster UI on the demo's instance")
     ui.add_argument("--home", default=DEFAULT_HOME)

@@ -30,6 +30,7 @@ from dagster import (
 from .customers import CustomerConfig
 from .normalize import LOADS_TABLE, REJECTS_TABLE, RESERVED_TABLES
 from .pipeline import DEFAULT_MAX_REJECT_SHARE, WindowFiles, load_window
+from .progress import throttled
 from .resources import EventStoreResource, WarehouseResource
 from .retries import RETRY_POLICY, retry_only_transient
 from .warehouse import LoadResult, Warehouse
@@ -105,12 +106,13 @@ def build_customer_assets(customer: CustomerConfig,
     def events_to_warehouse(context: AssetExecutionContext, event_store: EventStoreResource,
                             warehouse: WarehouseResource):
         window = context.partition_time_window
+        log_progress = throttled(lambda p: context.log.info(f"{cid}: {p.describe()}"))
         with retry_only_transient(f"{cid}: opening the warehouse"):  # a wrong login: no retry
             wh = warehouse.get_warehouse(customer)
         try:
             with retry_only_transient(f"{cid}: loading the warehouse"):
                 files, result = load_window(event_store.get_store(), wh, customer, window.start,
-                                            window.end, max_reject_share)
+                                            window.end, max_reject_share, progress=log_progress)
             context.log.info(f"{cid}: loaded [{window.start}, {window.end}) from "
                              f"{len(files.files)} files, {files.total_bytes} bytes: "
                              f"{result.counts.as_dict()}")

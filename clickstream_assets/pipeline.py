@@ -18,6 +18,7 @@ from .customers import CustomerConfig
 from .event_store import EventFile, EventStore, LocalEventStore, hour_from_key, hours_in
 from .normalize import (LoadCounts, NormalizedBatch, Normalizer, SmallFile, SmallFileGroup,
                         combine_batches)
+from .progress import ProgressCallback, track
 from .warehouse import LoadResult, Warehouse
 
 DEFAULT_MAX_REJECT_SHARE = 0.5
@@ -126,11 +127,16 @@ def check_reject_share(batch: NormalizedBatch | LoadCounts, max_share: float) ->
 
 def load_window(store: EventStore, warehouse: Warehouse, customer: CustomerConfig,
                 start: datetime, end: datetime,
-                max_reject_share: float = DEFAULT_MAX_REJECT_SHARE) -> tuple[WindowFiles, LoadResult]:
+                max_reject_share: float = DEFAULT_MAX_REJECT_SHARE, *,
+                progress: ProgressCallback | None = None) -> tuple[WindowFiles, LoadResult]:
     """Replace the customer's [start, end) in the warehouse with what the store holds now,
-    streaming: memory is bounded by a block of events, not by the window's size."""
+    streaming: memory is bounded by a block of events, not by the window's size.
+    `progress` hears files, events and rate after every chunk (progress.py)."""
     window = list_window(store, customer, start, end)
     chunks = iter_window_chunks(store, window, Normalizer(customer))
+    if progress is not None:
+        chunks = track(chunks, [h for h in sorted(window.by_hour) for _ in window.by_hour[h]],
+                       progress)
     result = warehouse.load_stream(customer.warehouse_schema, start, end, chunks,
                                    files=[f.key for f in window.files],
                                    before_commit=partial(check_reject_share,
@@ -139,7 +145,8 @@ def load_window(store: EventStore, warehouse: Warehouse, customer: CustomerConfi
 
 
 def load_files(paths: Iterable[Path], customer: CustomerConfig, warehouse: Warehouse,
-               max_reject_share: float = 1.0) -> LoadResult:
+               max_reject_share: float = 1.0, *,
+               progress: ProgressCallback | None = None) -> LoadResult:
     """Load ad-hoc local files (debugging, replay). Rows are replaced by message id only:
     no window is cleared, so loading a file twice leaves one copy of each event."""
     paths = [Path(p) for p in paths]
@@ -151,8 +158,11 @@ def load_files(paths: Iterable[Path], customer: CustomerConfig, warehouse: Wareh
             yield from _file_chunks(store, path.name, hour_from_key(path.as_posix()),
                                     path.stat().st_size, normalizer)
 
+    stream = chunks()
+    if progress is not None:
+        stream = track(stream, [hour_from_key(p.as_posix()) for p in paths], progress)
     now = datetime.now(timezone.utc)
-    return warehouse.load_stream(customer.warehouse_schema, now, now, chunks(),
+    return warehouse.load_stream(customer.warehouse_schema, now, now, stream,
                                  files=[str(p) for p in paths],
                                  before_commit=partial(check_reject_share,
                                                        max_share=max_reject_share))

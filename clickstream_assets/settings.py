@@ -16,6 +16,7 @@ from .shards import SHARD_ENV, Shard
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXAMPLE_CUSTOMERS_FILE = PACKAGE_DIR / "example_config" / "customers.yaml"
 DEFAULT_HOME = ".clickstream"
+HOME_CUSTOMERS_FILE = "customers.yaml"  # written by `clickstream demo`; preferred when present
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,18 @@ class Settings:
             events_url=env.get("CLICKSTREAM_EVENTS_URL") or str(home / "events"),
             warehouse_url=env.get("CLICKSTREAM_WAREHOUSE_URL")
             or f"duckdb://{home / 'warehouse.duckdb'}",
-            customers_file=Path(env.get("CLICKSTREAM_CUSTOMERS_FILE") or EXAMPLE_CUSTOMERS_FILE),
+            customers_file=Path(env.get("CLICKSTREAM_CUSTOMERS_FILE") or _home_customers(home)),
             max_reject_share=max_share,
             config_api=ConfigApiSettings.from_env(env, home),
             shard=Shard.parse(env.get(SHARD_ENV)),
         )
+
+
+def _home_customers(home: Path) -> Path:
+    """The home's own customers file (the demo's: starts where its data starts), else the
+    packaged example."""
+    own = home / HOME_CUSTOMERS_FILE
+    return own if own.is_file() else EXAMPLE_CUSTOMERS_FILE
 
 
 @dataclass(frozen=True)
