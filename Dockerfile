@@ -9,6 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     DAGSTER_HOME=/opt/dagster/home
 
+# Run workers write a range run's materializations to PostgreSQL in batches of this many
+# events instead of one statement (and two connections) each; read by the run process, so it
+# is set in the image every run starts from. Measured in bench/backfill.py (docs/deploy.md).
+ENV DAGSTER_EVENT_BATCH_SIZE=200
+
 WORKDIR /opt/dagster/app
 
 # Dependencies first (cached layer), then the package itself; no test extras in production.

@@ -38,6 +38,8 @@ setup(
         "psycopg-pool>=3.2",
         # ISA-L gzip inflate for event files, ~3x zlib's speed (docs/normalization.md)
         "isal>=1.6",
+        # `clickstream load` progress bar on a terminal
+        "tqdm>=4.66",
     ],
     extras_require={
         "test": [

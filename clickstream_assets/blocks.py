@@ -14,6 +14,7 @@ import zlib
 from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import BinaryIO, Iterable, Iterator, TypeVar
 
 import numpy as np
@@ -245,31 +246,46 @@ def parse_blocks(raw_blocks: Iterable[bytes]) -> Iterator[ParsedBlock]:
 
 
 class FileLines:
-    """Where a line of a block joined from several files came from: (file, line in it)."""
+    """Where a line of a block joined from several files came from: (file, line in it), and
+    the partition hour of that file (files of several hours share a block)."""
 
     def __init__(self) -> None:
         self._starts: list[int] = []
         self._sources: list[str] = []
+        self._hours: list[datetime | None] = []
 
-    def add(self, first_line: int, source: str) -> None:
+    def add(self, first_line: int, source: str, hour: datetime | None = None) -> None:
         self._starts.append(first_line)
         self._sources.append(source)
+        self._hours.append(hour)
+
+    def _file(self, line: int) -> int:
+        return bisect_right(self._starts, line) - 1
 
     def __call__(self, line: int) -> tuple[str, int]:
-        i = bisect_right(self._starts, line) - 1
+        i = self._file(line)
         return self._sources[i], line - self._starts[i] + 1
 
+    def hour_of(self, line: int) -> datetime | None:
+        return self._hours[self._file(line)]
 
-def join_files(contents: Iterable[tuple[str, bytes]]) -> tuple[ParsedBlock, FileLines]:
+    def hours_of(self, lines: pa.Array) -> pa.Array:
+        """Each line's file's hour, vectorized (one searchsorted for a whole part)."""
+        files = np.searchsorted(np.asarray(self._starts), lines.to_numpy(), side="right") - 1
+        return pa.array(self._hours, pa.timestamp("us", tz="UTC")).take(pa.array(files))
+
+
+def join_files(contents: Iterable[tuple[str, bytes, datetime | None]]
+               ) -> tuple[ParsedBlock, FileLines]:
     """Several small files as one parsed block (one Arrow call and one normalize pass, not
-    one per file), with the map back to each line's own file and line number."""
+    one per file), with the map back to each line's own file, line number and hour."""
     where, parts, line = FileLines(), [], 1
-    for source, data in contents:
+    for source, data, hour in contents:
         if not data:
             continue
         if not data.endswith(b"\n"):
             data += b"\n"
-        where.add(line, source)
+        where.add(line, source, hour)
         line += data.count(b"\n")
         parts.append(data)
     return parse_block(1, b"".join(parts)), where

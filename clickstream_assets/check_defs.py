@@ -1,4 +1,8 @@
-"""Dagster asset checks per customer, on the `<customer>/loads` asset (the load audit).
+"""Dagster asset checks per customer, on `<customer>/raw_events` (the loaded hours).
+
+They check the whole schema against its load audit (`_clickstream_loads`), and sit on
+raw_events because that is the asset a load run executes: a check on a table asset (recorded,
+not executed) would never run with the load.
 
 Why here: the check logic lives in `checks.py` (no Dagster); this module only adapts outcomes.
 Reconciliation is blocking: downstream assets (models on these tables) must not build on a
@@ -23,10 +27,9 @@ from dagster import (
 
 from . import checks
 from .customers import CustomerConfig
-from .factory import table_key
+from .factory import raw_events_key
 from .resources import WarehouseResource
 
-LOADS_ASSET = "loads"
 FRESHNESS_ENV = "CLICKSTREAM_FRESHNESS_DELAY_MINUTES"
 
 
@@ -81,8 +84,8 @@ def build_customer_checks(customer: CustomerConfig,
     ~3.8 ms for three single checks (per customer, at code-location load); each still
     runs alone."""
     cid, schema = customer.customer_id, customer.warehouse_schema
-    loads = table_key(cid, LOADS_ASSET)
-    specs = [AssetCheckSpec(name, asset=loads, description=text.format(delay=delay),
+    target = raw_events_key(cid)
+    specs = [AssetCheckSpec(name, asset=target, description=text.format(delay=delay),
                             blocking=blocking)
              for name, (text, blocking) in CHECKS.items()]
 
@@ -99,7 +102,7 @@ def build_customer_checks(customer: CustomerConfig,
                               check_name="freshness")
             if "schema_drift" in selected:
                 columns = checks.current_columns(wh, schema)
-                previous = previous_columns(context, AssetCheckKey(loads, "schema_drift"))
+                previous = previous_columns(context, AssetCheckKey(target, "schema_drift"))
                 over = checks.over_table_budget(wh, schema)
                 yield _result(checks.schema_drift(columns, previous, over),
                               AssetCheckSeverity.WARN,

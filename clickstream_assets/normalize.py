@@ -29,14 +29,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import blocks
-from .blocks import (UNREADABLE_FILE_ERRORS, ParsedBlock, Part, blocks_from_lines,
+from .blocks import (UNREADABLE_FILE_ERRORS, FileLines, ParsedBlock, Part, blocks_from_lines,
                      iter_raw_blocks, join_files, parse_blocks, prefetched)
 from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_collisions,
                       timestamps)
 from .customers import CustomerConfig
 from .naming import snake_case
-from .schema_rules import (MAX_ROW_BYTES, TS_MAX_US, TS_MIN_US, TS_TYPE, out_of_range_rows,
-                           oversized_row_mask, oversized_rows, storable, unify)
+from .schema_rules import (MAX_ROW_BYTES, TS_MAX_US, TS_MIN_US, TS_TYPE, cast_to, logical_type,
+                           out_of_range_rows, oversized_row_mask, oversized_rows, storable,
+                           unify, widen)
 
 __all__ = [
     "EVENT_TYPES", "LATEST_KEYED_TABLES", "LOADS_TABLE", "PARTITION_COLUMN", "REJECTS_TABLE",
@@ -77,10 +78,14 @@ KIND_COLUMNS = {
     "identify": frozenset(),
 }
 RESERVED_BY_KIND = {kind: BASE_COLUMNS | extra for kind, extra in KIND_COLUMNS.items()}
-COMMON_COLUMNS = frozenset().union(*RESERVED_BY_KIND.values())
 # Where each kind keeps its own fields (flattened into un-prefixed columns).
 PAYLOAD = {"track": "properties", "page": "properties", "screen": "properties",
            "identify": "traits", "group": "traits", "alias": None}
+# Kinds that also feed a table of one row per key: (table, the key's column).
+KEYED_BY_KIND = {"identify": ("users", "user_id"), "group": ("accounts", "group_id")}
+# Prefix of the users/accounts trait columns carried on an identify/group table while it is
+# routed; `:` is never in a normalized name, so they cannot meet a real column.
+KEYED_PREFIX = "keyed:"
 DEFAULT_MAX_VARCHAR_BYTES = 65535
 RAW_SAMPLE_CHARS = 2000
 ROW = "__row"  # block row number, carried while routing
@@ -123,14 +128,20 @@ class SmallFile:
     source: str
     size: int
     read: Callable[[], bytes]
+    hour: datetime | None = None  # its partition hour (the hour folder it came from)
 
 
 @dataclass(frozen=True)
 class SmallFileGroup:
-    """Small files of one partition hour, parsed together as one block."""
+    """Small files parsed together as one block; they may belong to different hours (each
+    row keeps its own file's hour)."""
 
-    hour: datetime | None
     files: list[SmallFile]
+
+
+# The partition hour of a block's rows: one for the whole block, each line's file's own
+# (small files of several hours joined), or none (ad-hoc files: from each event's receivedAt).
+BlockHours = datetime | FileLines | None
 
 
 @dataclass
@@ -215,28 +226,29 @@ class Normalizer:
             yield self._counted(self._unreadable(source, partition_hour, next_line, exc))
 
     def iter_small_files(self, groups: Iterable[SmallFileGroup]) -> Iterator[NormalizedBatch]:
-        """Chunks of groups of small files, each group (one hour's files) joined into one
-        block: a block's fixed cost (a dozen Arrow calls per table) is paid per group, not
-        per file. Rejects keep each file's own name and line numbers. Reading and parsing
-        the next group overlaps normalizing this one, as for a big file's blocks."""
+        """Chunks of groups of small files, each group joined into one block, across hours:
+        a block's fixed cost (a dozen Arrow calls per table) is paid per group, not per file
+        or per hour. Rows keep their own file's hour; rejects keep each file's own name and
+        line numbers. Reading and parsing the next group overlaps normalizing this one, as
+        for a big file's blocks."""
         def parsed():
             for group in groups:
                 contents, damaged = [], []
                 for f in group.files:
                     try:
-                        contents.append((f.source, f.read()))
+                        contents.append((f.source, f.read(), f.hour))
                     except UNREADABLE_FILE_ERRORS as exc:  # its lines before the break load
                         if getattr(exc, "readable", b""):
-                            contents.append((f.source, exc.readable))
-                        damaged.append((f.source, getattr(exc, "line", 1), exc))
+                            contents.append((f.source, exc.readable, f.hour))
+                        damaged.append((f, getattr(exc, "line", 1), exc))
                 yield group, *join_files(contents), damaged
 
         for group, block, where, damaged in prefetched(parsed()) if self.prefetch else parsed():
             for f in group.files:
                 yield self._file_seen(f.size)
-            yield self._counted(self._block(where, group.hour, block))
-            for source, line, exc in damaged:
-                yield self._counted(self._unreadable(source, group.hour, line, exc))
+            yield self._counted(self._block(where, where, block))
+            for f, line, exc in damaged:
+                yield self._counted(self._unreadable(f.source, f.hour, line, exc))
 
     def _unreadable(self, source: str, hour: datetime | None, line: int,
                     exc: BaseException) -> NormalizedBatch:
@@ -265,7 +277,7 @@ class Normalizer:
         return batch
 
     # -- one block -----------------------------------------------------------------------
-    def _block(self, where: Callable[[int], tuple[str, int]], hour: datetime | None,
+    def _block(self, where: Callable[[int], tuple[str, int]], hour: BlockHours,
                block: ParsedBlock) -> NormalizedBatch:
         """One parsed block -> tables. `where` maps a block line to (file, line in file)."""
         counts = LoadCounts(read=block.read, empty_lines=block.empty)
@@ -283,10 +295,12 @@ class Normalizer:
                 tables[name] = latest_per_key(tables[name], key)
         return NormalizedBatch({n: t for n, t in tables.items() if t.num_rows}, counts, renames)
 
-    def _part(self, part: Part, block: ParsedBlock, hour: datetime | None,
+    def _part(self, part: Part, block: ParsedBlock, hour: BlockHours,
               out: dict[str, list[pa.Table]], rejects: list, counts: LoadCounts,
               renames: dict[str, str]) -> None:
         t, n = part.table, part.table.num_rows
+        if isinstance(hour, FileLines):
+            hour = hour.hours_of(part.lines)  # each row's own hour
         kind = _kinds(t, n)
         reason = _structural_reasons(t, kind)
         ok = pc.is_null(reason)
@@ -361,6 +375,7 @@ class Normalizer:
         check_row = block.longest_line * 16 >= self.max_row_bytes
         found: dict[int, str] = {}
         for k, table in by_kind.items():
+            table = _without_keyed(table)  # the same values are checked where they came from
             bad = out_of_range_rows(table)
             if check_text:
                 bad += oversized_rows(table, self.max_varchar_bytes, check_nul)
@@ -376,7 +391,8 @@ class Normalizer:
 
     # -- columns -------------------------------------------------------------------------
     def _kind_tables(self, t: pa.Table, kind: pa.Array, ids: pa.Array, keep: pa.Array,
-                     hour: datetime | None, renames: dict[str, str]) -> dict[str, pa.Table]:
+                     hour: datetime | pa.Array | None, renames: dict[str, str]
+                     ) -> dict[str, pa.Table]:
         """The kept rows, sorted by (type, event table) with one `take`, then each kind's
         table as zero-copy slices: columns are computed and flattened once per block."""
         event_table = _event_tables(t, len(kind)).take(keep)
@@ -389,6 +405,8 @@ class Normalizer:
         m = len(rows)
         flat = flatten_many({f: column(sub, f) for f in ("context", "properties", "traits")},
                             {"context": "context_"})
+        if isinstance(hour, pa.Array):
+            hour = hour.take(rows)
         cols = self._common(sub, ids.take(rows), m, hour, flat.get("context", []))
         kind_cols = {
             "event": event_table.take(order), "event_text": as_text(column(sub, "event"), m),
@@ -397,33 +415,41 @@ class Normalizer:
             "group_id": as_text(column(sub, "groupId"), m),
             "previous_id": as_text(column(sub, "previousId"), m),
         }
+        runs = list(_runs(kinds.take(order)))
+        context_traits, first = _context_traits(sub, runs)
         out, start = {}, 0
-        for k, count in _runs(kinds.take(order)):
+        for k, count in runs:
             piece = {name: v.slice(start, count) for name, v in cols.items()}
             for name in _KIND_FIELDS[k]:
                 piece[name] = kind_cols[name].slice(start, count)
             leaves = [Leaf(leaf.name, leaf.path, leaf.values.slice(start, count))
                       for leaf in flat.get(PAYLOAD[k], ())]
-            self._add_payload(k, leaves, piece, renames)
+            traits = self._add_payload(k, leaves, piece, renames)
+            if k in KEYED_BY_KIND:
+                context = [Leaf(leaf.name, leaf.path, leaf.values.slice(start - first, count))
+                           for leaf in context_traits]
+                merged = _with_context_traits(traits, _payload_columns(k, context))
+                piece.update({KEYED_PREFIX + name: v for name, v in merged.items()})
             piece[ROW] = rows.slice(start, count)
             out[k] = pa.table(piece)
             start += count
         return out
 
-    def _common(self, sub: pa.Table, ids: pa.Array, n: int, hour: datetime | None,
+    def _common(self, sub: pa.Table, ids: pa.Array, n: int, hour: datetime | pa.Array | None,
                 context: list[Leaf]) -> dict[str, pa.Array]:
         received = timestamps(column(sub, "receivedAt"), n)
         sent = timestamps(column(sub, "sentAt"), n)
         original = pc.coalesce(timestamps(column(sub, "timestamp"), n),
                                timestamps(column(sub, "originalTimestamp"), n))
-        fallback = pa.scalar(hour or self.loaded_at, TS_TYPE)
+        per_row = isinstance(hour, pa.Array)
+        fallback = hour if per_row else pa.scalar(hour or self.loaded_at, TS_TYPE)
         received = pc.coalesce(received, sent, original, fallback)
         skew = pc.subtract(sent, original)
         corrected = _in_range(pc.subtract(received, skew))  # absurd skew: the client time
         corrected = pc.coalesce(corrected, original, received)
         loaded = pa.repeat(pa.scalar(self.loaded_at, TS_TYPE), n)
-        part_hour = (pa.repeat(pa.scalar(hour, TS_TYPE), n) if hour is not None
-                     else pc.floor_temporal(received, unit="hour"))
+        part_hour = (hour if per_row else pa.repeat(pa.scalar(hour, TS_TYPE), n)
+                     if hour is not None else pc.floor_temporal(received, unit="hour"))
         cols = {
             "id": ids, "anonymous_id": as_text(column(sub, "anonymousId"), n),
             "user_id": as_text(column(sub, "userId"), n), "received_at": received,
@@ -435,31 +461,25 @@ class Normalizer:
                 cols[leaf.name] = leaf.values
         return cols
 
-    def _add_payload(self, k: str, leaves: list[Leaf], cols: dict, renames: dict) -> None:
+    def _add_payload(self, k: str, leaves: list[Leaf], cols: dict, renames: dict
+                     ) -> dict[str, pa.Array]:
         """Properties/traits as un-prefixed columns; a key that would take a reserved or
-        context column is kept under `<properties|traits>_<name>` (reported as a rename)."""
-        origin, table = PAYLOAD[k], TYPE_TABLES[k]
-        reserved = RESERVED_BY_KIND[k]
-        present = []
-        for leaf in leaves:
-            if leaf.values.null_count == len(leaf.values):
-                continue
-            if leaf.name in reserved or leaf.name.startswith("context_"):
-                new = snake_case(f"{origin}_{leaf.name}")
-                where = ([table] if k != "track" else
-                         pc.unique(cols["event"].filter(pc.is_valid(leaf.values))).to_pylist())
-                renames.update({f"{w}.{leaf.path}": new for w in where})
-                leaf = Leaf(new, leaf.path, leaf.values)
-            present.append(leaf)
-        for leaf in resolve_collisions(present):
-            values = storable(leaf.values)
-            if values is not None and leaf.name not in cols:
-                cols[leaf.name] = values
+        context column is kept under `<properties|traits>_<name>` (reported as a rename).
+        Returns the payload's columns (users/accounts take their traits from them)."""
+        payload = _payload_columns(k, leaves, cols.get("event"), renames)
+        for name, values in payload.items():
+            if name not in cols:
+                cols[name] = values
+        return payload
 
-    def _rejects_table(self, where: Callable[[int], tuple[str, int]], hour: datetime | None,
+    def _rejects_table(self, where: Callable[[int], tuple[str, int]], hour: BlockHours,
                        rejects: list[tuple[int, str, bytes]]) -> pa.Table:
-        part_hour = hour or self.loaded_at.replace(minute=0, second=0, microsecond=0)
+        now_hour = self.loaded_at.replace(minute=0, second=0, microsecond=0)
         n = len(rejects)
+        if isinstance(hour, FileLines):
+            part_hours = [hour.hour_of(line) or now_hour for line, _, _ in rejects]
+        else:
+            part_hours = [hour or now_hour] * n
         located = [where(line) for line, _, _ in rejects]
         return pa.table({
             "id": pa.array(["r_" + hashlib.sha1(f"{source}:{line}".encode()).hexdigest()
@@ -470,7 +490,7 @@ class Normalizer:
             "raw": pa.array([raw[:RAW_SAMPLE_CHARS].decode("utf-8", "replace").replace("\x00", "")
                              for _, _, raw in rejects], pa.string()),
             "loaded_at": pa.array([self.loaded_at] * n, TS_TYPE),
-            PARTITION_COLUMN: pa.array([part_hour] * n, TS_TYPE),
+            PARTITION_COLUMN: pa.array(part_hours, TS_TYPE),
         })
 
 
@@ -578,7 +598,8 @@ def _drop_empty(table: pa.Table, keep: frozenset = frozenset({"anonymous_id", "u
 def _route(k: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """One kind's rows -> its warehouse tables."""
     if k == "track":
-        slim = [c for c in table.column_names if c in COMMON_COLUMNS or c.startswith("context_")]
+        reserved = RESERVED_BY_KIND["track"]
+        slim = [c for c in table.column_names if c in reserved or c.startswith("context_")]
         yield "tracks", _drop_empty(table.select(slim))
         start = 0  # rows arrive sorted by event table
         for name, count in _runs(table.column("event")):
@@ -586,10 +607,9 @@ def _route(k: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
             start += count
         return
     table = _drop_empty(table)
-    yield TYPE_TABLES[k], table
-    key_col = {"identify": "user_id", "group": "group_id"}.get(k)
+    yield TYPE_TABLES[k], _without_keyed(table)
+    latest, key_col = KEYED_BY_KIND.get(k, (None, None))
     if key_col and key_col in table.column_names:
-        latest = "users" if k == "identify" else "accounts"
         keyed = table.filter(pc.is_valid(table.column(key_col)))
         if keyed.num_rows:
             yield latest, _drop_empty(_keyed_row(keyed, key_col))
@@ -603,10 +623,77 @@ def _runs(sorted_values: pa.Array | pa.ChunkedArray) -> Iterator[tuple[str, int]
 
 def _keyed_row(table: pa.Table, key_col: str) -> pa.Table:
     """users/accounts rows: the key, when, and the traits (no context, no event ids)."""
-    traits = [c for c in table.column_names
-              if c not in COMMON_COLUMNS and not c.startswith("context_")]
     cols = {"id": table.column(key_col), "received_at": table.column("received_at"),
             "loaded_at": table.column("loaded_at"), "uuid_ts": table.column("uuid_ts")}
-    for c in traits:
-        cols[c] = table.column(c)
+    for c in table.column_names:
+        if c.startswith(KEYED_PREFIX):
+            cols[c.removeprefix(KEYED_PREFIX)] = table.column(c)
     return pa.table(cols)
+
+
+def _without_keyed(table: pa.Table) -> pa.Table:
+    keyed = [c for c in table.column_names if c.startswith(KEYED_PREFIX)]
+    return table.drop_columns(keyed) if keyed else table
+
+
+def _payload_columns(k: str, leaves: list[Leaf], events: pa.Array | None = None,
+                     renames: dict[str, str] | None = None) -> dict[str, pa.Array]:
+    """A kind's payload leaves -> columns: a key that would take a reserved or context
+    column becomes `<properties|traits>_<name>` (recorded in `renames` when given), keys
+    that normalize alike are resolved per event."""
+    origin, table = PAYLOAD[k], TYPE_TABLES[k]
+    reserved = RESERVED_BY_KIND[k]
+    present = []
+    for leaf in leaves:
+        if leaf.values.null_count == len(leaf.values):
+            continue
+        if leaf.name in reserved or leaf.name.startswith("context_"):
+            new = snake_case(f"{origin}_{leaf.name}")
+            if renames is not None:
+                where = ([table] if k != "track" else
+                         pc.unique(events.filter(pc.is_valid(leaf.values))).to_pylist())
+                renames.update({f"{w}.{leaf.path}": new for w in where})
+            leaf = Leaf(new, leaf.path, leaf.values)
+        present.append(leaf)
+    out: dict[str, pa.Array] = {}
+    for leaf in resolve_collisions(present):
+        values = storable(leaf.values)
+        if values is not None and leaf.name not in out:
+            out[leaf.name] = values
+    return out
+
+
+def _context_traits(sub: pa.Table, runs: list[tuple[str, int]]) -> tuple[list[Leaf], int]:
+    """`context.traits` of the identify and group rows, flattened like top-level traits, and
+    the first row they start at. One call covers the span of those rows (kinds are sorted,
+    so the two are adjacent): other kinds' context.traits are never flattened twice."""
+    spans, start = [], 0
+    for k, count in runs:
+        if k in KEYED_BY_KIND:
+            spans.append((start, start + count))
+        start += count
+    context = column(sub, "context")
+    if (not spans or context is None or not pa.types.is_struct(context.type)
+            or context.type.get_field_index("traits") < 0):
+        return [], 0
+    first, end = spans[0][0], spans[-1][1]
+    traits = pc.struct_field(context.slice(first, end - first), "traits")
+    return flatten_many({"traits": traits}).get("traits", []), first
+
+
+def _with_context_traits(traits: dict[str, pa.Array], context_traits: dict[str, pa.Array]
+                         ) -> dict[str, pa.Array]:
+    """users/accounts traits of each event: its top-level traits, and `context.traits` for
+    the keys its top level lacks (SDKs such as RudderStack's send identify traits there).
+    Types widen only when a context value is actually taken."""
+    merged = dict(traits)
+    for name, values in context_traits.items():
+        top = merged.get(name)
+        if top is None:
+            merged[name] = values
+            continue
+        if not pc.any(pc.and_(pc.is_null(top), pc.is_valid(values))).as_py():
+            continue
+        logical = widen(logical_type(top.type), logical_type(values.type))
+        merged[name] = pc.coalesce(cast_to(top, logical), cast_to(values, logical))
+    return merged

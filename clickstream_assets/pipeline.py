@@ -18,6 +18,7 @@ from .customers import CustomerConfig
 from .event_store import EventFile, EventStore, LocalEventStore, hour_from_key, hours_in
 from .normalize import (LoadCounts, NormalizedBatch, Normalizer, SmallFile, SmallFileGroup,
                         combine_batches)
+from .progress import ProgressCallback, track
 from .warehouse import LoadResult, Warehouse
 
 DEFAULT_MAX_REJECT_SHARE = 0.5
@@ -52,8 +53,9 @@ def list_window(store: EventStore, customer: CustomerConfig, start: datetime,
 
 
 # Files up to this size (as stored) are read whole and parsed with the other small files of
-# their hour, up to GROUP_STORED_BYTES per group (~16 MiB of JSON once gunzipped): buckets of
-# many small files otherwise pay a block's fixed cost per file (docs/normalization.md).
+# the window, hours mixed, up to GROUP_STORED_BYTES per group (~16 MiB of JSON once
+# gunzipped): buckets of many small files otherwise pay a block's fixed cost per file, or per
+# hour for a month of small hourly files (docs/normalization.md).
 SMALL_FILE_BYTES = 1 << 20
 GROUP_STORED_BYTES = 2 << 20
 
@@ -61,7 +63,8 @@ GROUP_STORED_BYTES = 2 << 20
 def iter_window_chunks(store: EventStore, window: WindowFiles,
                        normalizer: Normalizer) -> Iterator[NormalizedBatch]:
     """The window's files, hour by hour and in order, as the normalizer's chunks: a big file
-    streams a block at a time; runs of small files go in groups of one hour each."""
+    streams a block at a time; runs of small files go in groups that may span hours (each
+    row keeps its own file's hour)."""
     run: list[tuple[datetime, EventFile]] = []
     for hour in sorted(window.by_hour):
         for f in window.by_hour[hour]:
@@ -79,16 +82,15 @@ def iter_window_chunks(store: EventStore, window: WindowFiles,
 def _small_groups(store: EventStore, run: list[tuple[datetime, EventFile]]
                   ) -> Iterator[SmallFileGroup]:
     group: list[SmallFile] = []
-    group_hour, stored = None, 0
+    stored = 0
     for hour, f in run:
-        if group and (hour != group_hour or stored + f.size > GROUP_STORED_BYTES):
-            yield SmallFileGroup(group_hour, group)
+        if group and stored + f.size > GROUP_STORED_BYTES:
+            yield SmallFileGroup(group)
             group, stored = [], 0
-        group_hour = hour
-        group.append(SmallFile(f.key, f.size, partial(_read_whole, store, f.key)))
+        group.append(SmallFile(f.key, f.size, partial(_read_whole, store, f.key), hour))
         stored += f.size
     if group:
-        yield SmallFileGroup(group_hour, group)
+        yield SmallFileGroup(group)
 
 
 @contextmanager
@@ -125,11 +127,16 @@ def check_reject_share(batch: NormalizedBatch | LoadCounts, max_share: float) ->
 
 def load_window(store: EventStore, warehouse: Warehouse, customer: CustomerConfig,
                 start: datetime, end: datetime,
-                max_reject_share: float = DEFAULT_MAX_REJECT_SHARE) -> tuple[WindowFiles, LoadResult]:
+                max_reject_share: float = DEFAULT_MAX_REJECT_SHARE, *,
+                progress: ProgressCallback | None = None) -> tuple[WindowFiles, LoadResult]:
     """Replace the customer's [start, end) in the warehouse with what the store holds now,
-    streaming: memory is bounded by a block of events, not by the window's size."""
+    streaming: memory is bounded by a block of events, not by the window's size.
+    `progress` hears files, events and rate after every chunk (progress.py)."""
     window = list_window(store, customer, start, end)
     chunks = iter_window_chunks(store, window, Normalizer(customer))
+    if progress is not None:
+        chunks = track(chunks, [h for h in sorted(window.by_hour) for _ in window.by_hour[h]],
+                       progress)
     result = warehouse.load_stream(customer.warehouse_schema, start, end, chunks,
                                    files=[f.key for f in window.files],
                                    before_commit=partial(check_reject_share,
@@ -139,7 +146,8 @@ def load_window(store: EventStore, warehouse: Warehouse, customer: CustomerConfi
 
 
 def load_files(paths: Iterable[Path], customer: CustomerConfig, warehouse: Warehouse,
-               max_reject_share: float = 1.0) -> LoadResult:
+               max_reject_share: float = 1.0, *,
+               progress: ProgressCallback | None = None) -> LoadResult:
     """Load ad-hoc local files (debugging, replay). Rows are replaced by message id only:
     no window is cleared, so loading a file twice leaves one copy of each event."""
     paths = [Path(p) for p in paths]
@@ -151,8 +159,11 @@ def load_files(paths: Iterable[Path], customer: CustomerConfig, warehouse: Wareh
             yield from _file_chunks(store, path.name, hour_from_key(path.as_posix()),
                                     path.stat().st_size, normalizer)
 
+    stream = chunks()
+    if progress is not None:
+        stream = track(stream, [hour_from_key(p.as_posix()) for p in paths], progress)
     now = datetime.now(timezone.utc)
-    return warehouse.load_stream(customer.warehouse_schema, now, now, chunks(),
+    return warehouse.load_stream(customer.warehouse_schema, now, now, stream,
                                  files=[str(p) for p in paths],
                                  before_commit=partial(check_reject_share,
                                                        max_share=max_reject_share),

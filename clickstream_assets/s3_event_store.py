@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlparse
 
 from .event_store import EventFile, EventStore, hour_from_key, hour_prefix
+from .s3_encryption import sse_args
 
 DEFAULT_RETRIES = {"mode": "adaptive", "max_attempts": 8}
 PAGE_SIZE = 1000  # S3's maximum keys per ListObjectsV2 page
@@ -192,5 +193,5 @@ class S3EventStore(EventStore):
         return io.BufferedReader(_BodyReader(body), buffer_size=1 << 20)
 
     def write(self, key: str, data: bytes) -> None:
-        """One PUT: S3 makes the object visible only when complete."""
-        self.client.put_object(Bucket=self.bucket, Key=self.root + key, Body=data)
+        """One PUT, encrypted at rest (SSE-S3): S3 makes the object visible only when complete."""
+        self.client.put_object(Bucket=self.bucket, Key=self.root + key, Body=data, **sse_args())

@@ -41,7 +41,7 @@ from .arrivals import (
 from .arrival_queue import DEFAULT_MAX_RECEIVES, ArrivalQueue
 from .arrival_tick import DEFAULT_RECONCILE_SECONDS, TickResult, arrival_tick
 from .customers import CustomerConfig
-from .factory import PARTITION_FORMAT, TABLE_ASSETS, raw_events_key, table_key
+from .factory import PARTITION_FORMAT, raw_events_key
 from .resources import EventStoreResource
 from .run_queue import customer_run_tags
 
@@ -96,8 +96,8 @@ class ArrivalStateStore:
 
 
 def customer_asset_keys(customer_id: str) -> list[AssetKey]:
-    """All of a customer's assets: the table multi-asset cannot be subset."""
-    return [raw_events_key(customer_id), *(table_key(customer_id, n) for n in TABLE_ASSETS)]
+    """What a run of a customer's hours executes: raw_events (its load records the tables)."""
+    return [raw_events_key(customer_id)]
 
 
 def run_request_for(hours: HourRange) -> RunRequest:

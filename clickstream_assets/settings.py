@@ -51,6 +51,9 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
+HOME_CUSTOMERS_FILE = "customers.yaml"  # written by `clickstream demo`; preferred when present
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -83,11 +86,18 @@ class Settings:
             warehouse_url=refuse_url_password(env.get("CLICKSTREAM_WAREHOUSE_URL") or "",
                                               "CLICKSTREAM_WAREHOUSE_URL")
             or f"duckdb://{home / 'warehouse.duckdb'}",
-            customers_file=Path(env.get("CLICKSTREAM_CUSTOMERS_FILE") or EXAMPLE_CUSTOMERS_FILE),
+            customers_file=Path(env.get("CLICKSTREAM_CUSTOMERS_FILE") or _home_customers(home)),
             max_reject_share=max_share,
             config_api=ConfigApiSettings.from_env(env, home),
             shard=Shard.parse(env.get(SHARD_ENV)),
         )
+
+
+def _home_customers(home: Path) -> Path:
+    """The home's own customers file (the demo's: starts where its data starts), else the
+    packaged example."""
+    own = home / HOME_CUSTOMERS_FILE
+    return own if own.is_file() else EXAMPLE_CUSTOMERS_FILE
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,8 @@ class RedshiftEmulator:
     statements: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     refuse_connections: bool = False
+    # the COPY role's keys, as Redshift reads S3 with them (default: the environment's)
+    s3_credentials: dict = field(default_factory=dict)
 
     def start(self) -> "RedshiftEmulator":
         self._listener = socket.create_server((self.host, self.port))
@@ -247,7 +249,8 @@ class RedshiftEmulator:
     def s3(self):
         import boto3  # noqa: PLC0415
 
-        return boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name="us-east-1")
+        return boto3.client("s3", endpoint_url=self.s3_endpoint_url, region_name="us-east-1",
+                            **self.s3_credentials)
 
 
 class _Session:

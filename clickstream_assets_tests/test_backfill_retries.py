@@ -63,9 +63,9 @@ def test_only_transient_errors_stay_retryable():
     assert "loading: ValueError" in info.value.description
 
 
-def test_assets_carry_the_retry_policy(customer):
-    for assets_def in build_customer_assets(customer):
-        assert assets_def.op.retry_policy == RETRY_POLICY
+def test_the_load_op_carries_the_retry_policy(customer):
+    loading, *_tables = build_customer_assets(customer)
+    assert loading.op.retry_policy == RETRY_POLICY
 
 
 def step_events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list:

@@ -133,4 +133,4 @@ def test_checks_run_with_the_assets_and_reconciliation_blocks(customer, settings
     drift = evaluations["schema_drift"]
     assert not drift.passed and drift.severity == AssetCheckSeverity.WARN
     assert drift.metadata["new_columns"].value == {"pages": ["surprise"]}
-    assert evaluations["reconciliation"].asset_key == AssetKey(["acme", "loads"])
+    assert evaluations["reconciliation"].asset_key == AssetKey(["acme", "raw_events"])

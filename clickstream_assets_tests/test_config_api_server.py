@@ -66,3 +66,23 @@ def test_cli_serves_customers_with_faults(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_token_is_checked_for_graphql_and_for_changing_faults(tmp_path):
+    server, url, _ = start_server(tmp_path, token="t0ken-long-enough")
+    query = {"query": '{ customer(id: "c000") { id } }'}
+    try:
+        def status(path, header=None, body=query):
+            headers = {"Authorization": header} if header is not None else {}
+            return requests.post(f"{url}{path}", json=body, headers=headers, timeout=5).status_code
+
+        assert status("/graphql", "Bearer t0ken-long-enough") == 200
+        for bad in (None, "", "Bearer t0ken", "Bearer t0ken-long-enough-and-more",
+                    "Bearer T0KEN-LONG-ENOUGH", "t0ken-long-enough", "Bearer t\u00f6ken"):
+            assert status("/graphql", bad) == 401, bad
+        assert status("/faults", None, {"faults": [{"status": 500}]}) == 401
+        assert status("/stats/reset", "Bearer nope", {}) == 401
+        assert server.state.faults == []
+        assert status("/faults", "Bearer t0ken-long-enough", {"faults": []}) == 200
+    finally:
+        server.shutdown()

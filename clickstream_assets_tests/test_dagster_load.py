@@ -39,8 +39,11 @@ def test_partition_loads_with_metadata_and_is_idempotent(customer, settings, war
     lm = loads.asset_materialization.metadata
     assert lm["events_read"].value == (lm["events_loaded"].value + lm["events_duplicates"].value
                                        + lm["events_rejected"].value + lm["events_filtered"].value)
+    assert lm["files"].value == len(sample_hour)
     raw = instance.get_latest_materialization_event(AssetKey(["acme", "raw_events"]))
-    assert raw.asset_materialization.metadata["files"].value == len(sample_hour)
+    assert raw.asset_materialization.partition == KEY
+    assert raw.asset_materialization.metadata["window_files"].value == len(sample_hour)
+    assert "sample_keys" not in raw.asset_materialization.metadata  # once per run, on loads
 
     run(customer, settings, instance, partition_key=KEY)
     second = warehouse.row_counts("acme")
@@ -73,7 +76,10 @@ def test_range_run_equals_hour_by_hour(customer, settings, warehouse, store, tmp
     result = run(customer, settings2, instance, tags={
         "dagster/asset_partition_range_start": hours[0].strftime("%Y-%m-%d-%H:%M"),
         "dagster/asset_partition_range_end": hours[-1].strftime("%Y-%m-%d-%H:%M")})
-    assert len(result.get_asset_materialization_events()) == 3 * 12  # 3 hours x 12 assets
+    # raw_events once per hour; each of the 11 tables once for the run, not once per hour
+    materialized = [e.asset_key.path[-1] for e in result.get_asset_materialization_events()]
+    assert materialized.count("raw_events") == 3
+    assert len(materialized) == 3 + 11 and len(set(materialized)) == 12
     from clickstream_assets.warehouse import DuckDBWarehouse
     ranged = DuckDBWarehouse(tmp_path / "range.duckdb").query(
         'SELECT id, "timestamp" FROM acme.tracks ORDER BY id')

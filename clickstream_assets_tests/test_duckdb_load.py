@@ -170,14 +170,16 @@ def test_load_files_plain_and_gz_by_message_id(tmp_path, warehouse, customer):
 def _window_snapshot(wh):
     tables = {t: wh.query(f'SELECT * EXCLUDE (loaded_at, uuid_ts) FROM acme."{t}" ORDER BY id')
               for t in ("pages", "tracks", "clicked")}
-    rejects = wh.query("SELECT id, file, line, reason FROM acme._rejects ORDER BY file, line")
+    rejects = wh.query("SELECT id, file, line, reason, _partition_hour FROM acme._rejects "
+                       "ORDER BY file, line")
     return tables, rejects
 
 
-def test_small_files_of_an_hour_load_as_one_block_with_per_file_rejects(
+def test_small_files_of_several_hours_load_as_one_block_with_their_own_hours(
         store, customer, tmp_path, monkeypatch):
-    """Small files are parsed together; rejects still name their own file and line, and
-    every table equals what one file at a time loads."""
+    """Small files are parsed together across hours; rows and rejects keep their own file's
+    hour, rejects name their own file and line, and every table equals what one file at a
+    time loads."""
     import clickstream_assets.pipeline as pipeline
 
     a = put(store, HOUR, "a.json", ev(1, type="page"), ev(2, type="track", event="Clicked"))
@@ -200,7 +202,7 @@ def test_small_files_of_an_hour_load_as_one_block_with_per_file_rejects(
     monkeypatch.setattr(pipeline.Normalizer, "iter_small_files", spy)
     grouped_wh = DuckDBWarehouse(tmp_path / "grouped.duckdb")
     grouped = load(store, grouped_wh, customer, hours=2, max_reject_share=0.9)
-    assert joined == [[a, b, c], [d]]  # one group per hour, files in order
+    assert joined == [[a, b, c, d]]  # one group for both hours, files in order
     monkeypatch.setattr(pipeline, "SMALL_FILE_BYTES", -1)  # every file on its own
     single_wh = DuckDBWarehouse(tmp_path / "single.duckdb")
     single = load(store, single_wh, customer, hours=2, max_reject_share=0.9)
@@ -211,6 +213,10 @@ def test_small_files_of_an_hour_load_as_one_block_with_per_file_rejects(
     assert grouped_wh.query("SELECT file, line, reason FROM acme._rejects ORDER BY file, line") \
         == [(b, 1, "invalid_json"), (b, 5, "unknown_type:nope"), (d, 2, "not_an_object")]
     assert _window_snapshot(grouped_wh) == _window_snapshot(single_wh)
+    hours = dict(grouped_wh.query("SELECT id, _partition_hour FROM acme.pages"))
+    assert hours["m1"] == HOUR and hours["m6"] == NEXT  # each row its own file's hour
+    assert grouped_wh.query("SELECT file, _partition_hour FROM acme._rejects WHERE line = 2")\
+        == [(d, NEXT)]
 
 
 def test_damaged_files_are_quarantined_and_the_rest_loads(store, warehouse, customer,

@@ -9,6 +9,7 @@ it runs. Not a production server: no TLS, a shared-token check at most.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import threading
@@ -127,6 +128,13 @@ class Stats:
                 "by_operation": dict(self.by_operation)}
 
 
+def bearer_matches(header: str | None, token: str) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time (hmac.compare_digest on
+    bytes) so response timing does not reveal how much of a guess was right."""
+    expected = f"Bearer {token}".encode("utf-8")
+    return hmac.compare_digest((header or "").encode("utf-8", "surrogateescape"), expected)
+
+
 class ConfigApiState:
     """Everything the handler threads share, behind one lock."""
 
@@ -188,7 +196,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(200, {"ok": True})
         self._reply(404, {"error": "not found"})
 
+    def _authorized(self) -> bool:
+        return self.state.token is None or bearer_matches(self.headers.get("Authorization"),
+                                                          self.state.token)
+
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        if self.path.startswith(("/faults", "/stats/reset")) and not self._authorized():
+            return self._reply(401, {"errors": [{"message": "unauthorized"}]})
         if self.path.startswith("/faults"):
             faults = [Fault(**f) for f in self._body().get("faults", [])]
             with self.state.lock:
@@ -208,8 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, latency, retry_after = self.state.admit(body.get("operationName") or "?")
         if latency:
             time.sleep(latency)
-        if status is None and self.state.token is not None and (
-                self.headers.get("Authorization") != f"Bearer {self.state.token}"):
+        if status is None and not self._authorized():
             status = 401
         if status is not None:
             self.state.record(status)

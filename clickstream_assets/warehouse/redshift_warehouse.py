@@ -9,7 +9,8 @@ schema queue behind each other instead of failing or duplicating rows.
 
 URL: `redshift://user@host:5439/db?iam_role=arn:aws:iam::123456789012:role/x
 &staging=s3://bucket/prefix[&sslmode=verify-full|verify-ca|require|disable][&endpoint_url=...]
-[&password_env=REDSHIFT_PASSWORD][&connect_timeout=30][&statement_timeout=3600]`.
+[&password_env=REDSHIFT_PASSWORD][&connect_timeout=30][&statement_timeout=3600]
+[&kms_key_id=...]` (staged files are SSE-S3 encrypted, SSE-KMS with this key when given).
 The password comes only from the environment (never the URL, logs or errors).
 """
 
@@ -83,6 +84,7 @@ class RedshiftSettings:
     password_env: str = "REDSHIFT_PASSWORD"
     connect_timeout: int = 30
     statement_timeout: int = 3600
+    kms_key_id: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> "RedshiftSettings":
@@ -93,7 +95,7 @@ class RedshiftSettings:
                              "REDSHIFT_PASSWORD)")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         unknown = set(query) - {"iam_role", "staging", "sslmode", "endpoint_url", "password_env",
-                                "connect_timeout", "statement_timeout"}
+                                "connect_timeout", "statement_timeout", "kms_key_id"}
         if unknown:
             raise ValueError(f"unknown redshift URL parameters: {sorted(unknown)}")
         missing = [k for k in ("iam_role", "staging") if not query.get(k)]
@@ -110,7 +112,8 @@ class RedshiftSettings:
                    endpoint_url=query.get("endpoint_url") or None,
                    password_env=query.get("password_env") or "REDSHIFT_PASSWORD",
                    connect_timeout=int(query.get("connect_timeout", 30)),
-                   statement_timeout=int(query.get("statement_timeout", 3600)))
+                   statement_timeout=int(query.get("statement_timeout", 3600)),
+                   kms_key_id=query.get("kms_key_id") or None)
 
     @property
     def description(self) -> str:
@@ -122,11 +125,31 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+_LOAD_TIMES = ("received_at", "loaded_at", "uuid_ts")
+
+
+def _latest_expr(col: str, incoming: dict[str, ColumnType], target: dict[str, ColumnType],
+                 key: str) -> str:
+    """One column of a users/accounts merge (staged row `s`, target row `t`, which may be
+    missing): the staged value when it is not null and at least as new as the target's."""
+    q = quote_ident(col)
+    if col == key:
+        return f"s.{q}"
+    if col not in incoming:
+        return f"t.{q}"
+    staged = cast_expr(f"s.{q}", incoming[col], target[col])
+    if col in _LOAD_TIMES:
+        return f"GREATEST({staged}, t.{q})"
+    return (f"CASE WHEN s.{q} IS NOT NULL AND (t.{q} IS NULL "
+            f"OR s.\"received_at\" >= t.\"received_at\") THEN {staged} ELSE t.{q} END")
+
+
 class RedshiftWarehouse(Warehouse):
     def __init__(self, settings: RedshiftSettings, s3_client=None, password: str | None = None):
         self.settings = settings
         self._given_password = password  # in memory only (a login from the config API)
-        self.staging = S3Staging(settings.staging, settings.endpoint_url, client=s3_client)
+        self.staging = S3Staging(settings.staging, settings.endpoint_url, client=s3_client,
+                                 kms_key_id=settings.kms_key_id)
 
     @classmethod
     def from_url(cls, url: str, password: str | None = None) -> "RedshiftWarehouse":
@@ -178,6 +201,13 @@ class RedshiftWarehouse(Warehouse):
             conn.rollback()
             return [tuple(r) for r in rows]
 
+    def execute(self, statements: list[str]) -> None:
+        """Run statements in one transaction (administration, e.g. `clickstream grants`)."""
+        with self._connect() as (conn, cur):
+            for sql in statements:
+                cur.execute(sql)
+            conn.commit()
+
     def tables(self, schema: str) -> list[str]:
         return [r[0] for r in self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
@@ -213,15 +243,28 @@ class RedshiftWarehouse(Warehouse):
         except BaseException as exc:
             self._keep_failed(run_prefix, exc)
             raise
-        self.staging.cleanup(run_prefix)
+        self._cleanup_committed(run_prefix)
         return result
+
+    def _cleanup_committed(self, run_prefix: str) -> None:
+        """The load committed, so a failed delete must not fail it: logged; the staging
+        bucket's lifecycle rule expires what is left (docs/deploy.md)."""
+        try:
+            self.staging.cleanup(run_prefix)
+        except Exception as exc:  # noqa: BLE001 - the data is loaded; only files linger
+            log.warning("load committed but its staging files under %s were not deleted: %s",
+                        self.staging.url(run_prefix), f"{type(exc).__name__}: {exc}")
 
     def _ensure_schema(self, conn, cur, schema: str) -> None:
         """Schema and audit table exist before the load transaction locks the audit table."""
         cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in LOADS_COLUMNS)
         for attempt in range(3):  # concurrent first loads can race on IF NOT EXISTS
             try:
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+                # a per-customer login may not CREATE on the database, which CREATE SCHEMA
+                # IF NOT EXISTS checks even when the schema exists (`clickstream grants`)
+                cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ?", [schema])
+                if not cur.fetchone()[0]:
+                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, LOADS_TABLE)} "
                             f"({cols}) DISTSTYLE AUTO SORTKEY ({quote_ident('started_at')})")
                 self._add_audit_columns(cur, schema)
@@ -320,19 +363,33 @@ class RedshiftWarehouse(Warehouse):
     def _insert(self, cur, schema: str, name: str, table: pa.Table, stage: str,
                 incoming: dict[str, ColumnType], plan: EvolutionPlan) -> None:
         target = qualified(schema, name)
+        if name in LATEST_KEYED_TABLES:
+            self._merge_latest(cur, name, target, stage, LATEST_KEYED_TABLES[name], incoming,
+                               plan)
+            return
         cols = ", ".join(quote_ident(c) for c in table.column_names)
         exprs = ", ".join(cast_expr(quote_ident(c), incoming[c], plan.target[c])
                           for c in table.column_names)
-        if name in LATEST_KEYED_TABLES:
-            key = quote_ident(LATEST_KEYED_TABLES[name])
-            # keep the newest row per key: staged rows older than the target's lose
-            cur.execute(f"DELETE FROM {stage} WHERE {key} IN (SELECT s.{key} FROM {stage} s "
-                        f"JOIN {target} t ON t.{key} = s.{key} "
-                        "WHERE t.\"received_at\" > s.\"received_at\")")
-            cur.execute(f"DELETE FROM {target} WHERE {key} IN (SELECT {key} FROM {stage})")
-        elif "id" in table.column_names:
+        if "id" in table.column_names:
             cur.execute(f"DELETE FROM {target} WHERE \"id\" IN (SELECT \"id\" FROM {stage})")
         cur.execute(f"INSERT INTO {target} ({cols}) SELECT {exprs} FROM {stage}")
+
+    def _merge_latest(self, cur, name: str, target: str, stage: str, key: str,
+                      incoming: dict[str, ColumnType], plan: EvolutionPlan) -> None:
+        """users/accounts: per key, each column's newest non-null value of the target's row
+        and the staged one (as DuckDB merges), so a trait sent once survives later calls
+        without it. Redshift has no ON CONFLICT: the merged rows go to a temp table, the
+        target's rows of those keys are deleted and the merged rows inserted."""
+        merged = quote_ident(f"latest-{name}")
+        k = quote_ident(key)
+        exprs = ", ".join(f"{_latest_expr(c, incoming, plan.target, key)} AS {quote_ident(c)}"
+                          for c in plan.target)
+        cur.execute(f"CREATE TEMP TABLE {merged} AS SELECT {exprs} FROM {stage} s "
+                    f"LEFT JOIN {target} t ON t.{k} = s.{k}")
+        cur.execute(f"DELETE FROM {target} WHERE {k} IN (SELECT {k} FROM {stage})")
+        cols = ", ".join(quote_ident(c) for c in plan.target)
+        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {merged}")
+        cur.execute(f"DROP TABLE {merged}")
 
     def _audit(self, cur, schema: str, result: LoadResult, started: datetime, load_id: str,
                run_prefix: str, copies: int) -> None:
