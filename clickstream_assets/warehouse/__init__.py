@@ -11,9 +11,10 @@ from .base import (
     widen,
 )
 from .duckdb_warehouse import DuckDBWarehouse
+from .postgresql_warehouse import PostgresWarehouse
 from .redshift_warehouse import RedshiftWarehouse
 
 __all__ = [
-    "DuckDBWarehouse", "LoadResult", "RedshiftWarehouse", "Warehouse", "logical_type",
-    "register_warehouse", "reserved_by", "takes_login", "warehouse_from_url", "widen",
+    "DuckDBWarehouse", "LoadResult", "PostgresWarehouse", "RedshiftWarehouse", "Warehouse",
+    "logical_type", "register_warehouse", "reserved_by", "takes_login", "warehouse_from_url", "widen",
 ]
