@@ -198,6 +198,10 @@ class DuckDBWarehouse(SqlWarehouse):
             return f"CASE WHEN {column_sql} THEN 'true' WHEN NOT {column_sql} THEN 'false' END"
         if source.logical == "timestamp":  # as Redshift's TO_CHAR renders it
             return f"strftime({column_sql}, '%Y-%m-%d %H:%M:%S.%f')"
+        if source.logical == "float":  # 3.0 -> '3', as PostgreSQL and Redshift render it
+            return (f"CASE WHEN {column_sql} = floor({column_sql}) AND abs({column_sql}) < 1e15 "
+                    f"THEN CAST(CAST({column_sql} AS BIGINT) AS VARCHAR) "
+                    f"ELSE CAST({column_sql} AS VARCHAR) END")
         return f"CAST({column_sql} AS {SQL_TYPES[target.logical]})"
 
     def widen_column_sql(self, target: str, col: str, old: ColumnType,
