@@ -3,7 +3,9 @@
 `redshift-connector` speaks the PostgreSQL v3 protocol with Redshift's additions, and a plain
 PostgreSQL refuses it. This proxy sits between them and emulates, at the protocol level:
 
-- startup: drops the Redshift-only startup parameters (client_protocol_version,
+- startup: with `password` set, asks for it and refuses a wrong one with Redshift's FATAL
+  28000 (else, as by default, any login PostgreSQL's trust accepts); drops the Redshift-only
+  startup parameters (client_protocol_version,
   driver_version, os_version, driver_discovery_version, plugin_name, ...); answers an SSL
   request with "no TLS" (so the client's default verify-full fails, as it should against a
   server without a certificate); reports `server_version` 8.0.2 as Redshift does.
@@ -199,6 +201,9 @@ class RedshiftEmulator:
     statements: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     refuse_connections: bool = False
+    # when set, logins are checked as Redshift checks them (cleartext over the emulator's
+    # loopback): a wrong password gets Redshift's FATAL 28000, so the driver raises its own
+    password: str | None = None
     # the COPY role's keys, as Redshift reads S3 with them (default: the environment's)
     s3_credentials: dict = field(default_factory=dict)
 
@@ -309,11 +314,24 @@ class _Session:
             value, pos = _cstr(body, pos)
             if key not in DROPPED_STARTUP_PARAMS:
                 params.append(key + b"\0" + value + b"\0")
+        if self.emu.password is not None and not self._check_password(params):
+            return False
         startup = struct.pack("!i", PROTOCOL_3) + b"".join(params) + b"\0"
         self.backend = socket.create_connection((self.emu.backend_host, self.emu.backend_port))
         self.backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.backend.sendall(struct.pack("!i", len(startup) + 4) + startup)
         return True
+
+    def _check_password(self, params: list[bytes]) -> bool:
+        """Ask for the password (AuthenticationCleartextPassword); refuse a wrong one."""
+        user = next((p.split(b"\0")[1] for p in params if p.startswith(b"user\0")), b"")
+        self.client.sendall(_msg(b"R", struct.pack("!i", 3)))
+        kind, body = _read_msg(self.client)
+        if kind == b"p" and body.rstrip(b"\0").decode() == self.emu.password:
+            return True
+        self.client.sendall(_msg(b"E", b"SFATAL\0VFATAL\0C28000\0Mpassword authentication "
+                                 b"failed for user \"" + user + b"\"\0\0"))
+        return False
 
     def _pump_backend(self) -> None:
         try:

@@ -48,6 +48,12 @@ class Warehouse(ABC):
         raise NotImplementedError
 
     @classmethod
+    def is_transient_error(cls, exc: BaseException) -> bool:
+        """Whether `exc`, raised by this backend's driver, may clear up if tried again (a
+        lock wait, a lost connection); retries.py asks every registered backend."""
+        return False
+
+    @classmethod
     def is_reserved_schema(cls, schema: str) -> bool:
         return schema in cls.reserved_schemas or schema.startswith(cls.reserved_schema_prefixes)
 

@@ -185,6 +185,11 @@ class DuckDBWarehouse(SqlWarehouse):
                 self.replace_window(con, schema, stages, result, started, uuid.uuid4().hex)
         return result
 
+    @classmethod
+    def is_transient_error(cls, exc: BaseException) -> bool:
+        """Another process holds the file's write lock past our wait: it will let go."""
+        return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
     # -- dialect ---------------------------------------------------------------------------
     def sql_type(self, t: ColumnType) -> str:
         return SQL_TYPES[t.logical]

@@ -44,6 +44,21 @@ EVENT_TABLES = frozenset(TYPE_TABLES.values())
 LOAD_TIMES = ("received_at", "loaded_at", "uuid_ts")
 
 
+# SQLSTATEs (PostgreSQL and Redshift alike) that clear up on their own: serialization
+# failure, deadlock, lock wait timeout, statement timeout/cancel, server restarting, too many
+# connections, and class 08 (connection exceptions). A refused login (28xxx), a missing
+# object or a syntax error (42xxx) fails the same way every time.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03",
+                                 "53300"})
+SERIALIZABLE_VIOLATION = "1023"  # Redshift reports it in the message, not the SQLSTATE
+
+
+def transient_sqlstate(code: str | None, message: str = "") -> bool:
+    code = code or ""
+    return (code in TRANSIENT_SQLSTATES or (code.startswith("08") and code != "08P01")
+            or message.lstrip().startswith(SERIALIZABLE_VIOLATION))
+
+
 class CommitOutcomeUnknown(RuntimeError):
     """The connection broke during COMMIT and the audit table could not be read to tell
     whether the load landed. Look for `load_id` in the schema's `_clickstream_loads`."""

@@ -30,7 +30,7 @@ from ..naming import qualified, quote_ident, short_hash
 from ..normalize import LOADS_TABLE, NormalizedBatch
 from ..schema_rules import logical_type
 from .base import LoadResult, register_warehouse
-from .load_sequence import SqlWarehouse, Stage
+from .load_sequence import SqlWarehouse, Stage, transient_sqlstate
 from .column_plan import ColumnType, plan_evolution
 from .s3_staging import csv_ready
 
@@ -39,6 +39,9 @@ SSLMODES = ("verify-full", "verify-ca", "require", "prefer", "disable")
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently cuts longer names
 SQL_TYPES = {"boolean": "BOOLEAN", "integer": "BIGINT", "float": "DOUBLE PRECISION",
              "timestamp": "TIMESTAMPTZ", "string": "TEXT"}
+# what libpq says when the server refuses a login (no SQLSTATE reaches the client then)
+REFUSED_LOGIN = ("authentication failed", "does not exist", "no password supplied",
+                 "no pg_hba.conf entry", "permission denied")
 FROM_SQL = {"boolean": "boolean", "bigint": "integer", "integer": "integer",
             "smallint": "integer", "double precision": "float", "real": "float",
             "timestamp with time zone": "timestamp", "timestamp without time zone": "timestamp"}
@@ -128,6 +131,21 @@ class PostgresWarehouse(SqlWarehouse):
                 yield conn, cur
         finally:
             conn.close()
+
+    @classmethod
+    def is_transient_error(cls, exc: BaseException) -> bool:
+        """By SQLSTATE; a connection failure has none, and is transient unless the server
+        refused the login (its message says so: libpq gives no code before a session)."""
+        try:
+            import psycopg  # noqa: PLC0415
+        except ImportError:
+            return False
+        if not isinstance(exc, psycopg.Error):
+            return False
+        if exc.sqlstate:
+            return transient_sqlstate(exc.sqlstate, str(exc))
+        return isinstance(exc, psycopg.OperationalError) and not any(
+            refusal in str(exc) for refusal in REFUSED_LOGIN)
 
     @property
     def connection_lost(self) -> tuple[type[BaseException], ...]:

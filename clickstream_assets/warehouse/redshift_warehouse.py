@@ -28,7 +28,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..naming import qualified, quote_ident
 from ..normalize import LOADS_TABLE, PARTITION_COLUMN, NormalizedBatch
 from .base import LoadResult, register_warehouse
-from .load_sequence import CommitOutcomeUnknown, LoadNotCommitted, SqlWarehouse, Stage
+from .load_sequence import (
+    CommitOutcomeUnknown,
+    LoadNotCommitted,
+    SqlWarehouse,
+    Stage,
+    transient_sqlstate,
+)
 from .redshift_types import (
     MAX_COLUMNS,
     ColumnLimitExceeded,
@@ -305,6 +311,22 @@ class RedshiftWarehouse(SqlWarehouse):
                 "COMPUPDATE OFF STATUPDATE OFF")
 
     # -- commit and failure ----------------------------------------------------------------
+    @classmethod
+    def is_transient_error(cls, exc: BaseException) -> bool:
+        """By the driver's codes: its server errors carry Redshift's fields (SQLSTATE `C`,
+        message `M`); an InterfaceError without them is the socket (refused, reset, lost).
+        A refused login is InterfaceError with SQLSTATE 28000: not transient."""
+        try:
+            import redshift_connector  # noqa: PLC0415 - only Redshift users pay the import
+        except ImportError:
+            return False
+        if not isinstance(exc, redshift_connector.Error):
+            return False
+        fields = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else None
+        if fields is None:
+            return isinstance(exc, redshift_connector.InterfaceError)
+        return transient_sqlstate(fields.get("C"), str(fields.get("M", "")))
+
     @property
     def connection_lost(self) -> tuple[type[BaseException], ...]:
         import redshift_connector  # noqa: PLC0415
