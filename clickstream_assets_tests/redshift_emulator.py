@@ -11,9 +11,12 @@ PostgreSQL refuses it. This proxy sits between them and emulates, at the protoco
   server without a certificate); reports `server_version` 8.0.2 as Redshift does.
 - DDL: `DISTSTYLE x`, `DISTKEY (c)`, `[COMPOUND|INTERLEAVED] SORTKEY (c, ...)` and `ENCODE x`
   are accepted and removed (PostgreSQL has no such things), outside quoted text only.
-- `ALTER TABLE ... ALTER COLUMN ... TYPE`: rejected, as Redshift rejects it for anything but a
-  VARCHAR length, and for that too inside a transaction block; so code passing here does not
-  rely on in-place type changes.
+- `ALTER TABLE ... ALTER COLUMN ... [SET DATA] TYPE`: rejected, as Redshift rejects it for
+  anything but a VARCHAR length, and for that too inside a transaction block; so code passing
+  here does not rely on in-place type changes.
+- PostgreSQL-only grammar Redshift rejects fails here too: `ON CONFLICT`, `RETURNING`, several
+  `ADD COLUMN`s in one `ALTER TABLE`, `VARCHAR(n)` over 65,535, quoted identifiers over 127
+  bytes.
 - `COPY t (cols) FROM 's3://.../manifest' IAM_ROLE 'arn:aws:iam::...' MANIFEST GZIP CSV
   IGNOREHEADER 1 EMPTYASNULL TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF`: exactly these
   options (any other option, a missing one, or another value is an error, so the emulator
@@ -58,7 +61,17 @@ ARN_RE = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]+$")
 EXPECTED_OPTIONS = [("IAM_ROLE", "arn"), ("MANIFEST", None), ("GZIP", None), ("CSV", None),
                     ("IGNOREHEADER", "1"), ("EMPTYASNULL", None), ("TIMEFORMAT", "'auto'"),
                     ("COMPUPDATE", "OFF"), ("STATUPDATE", "OFF")]
-ALTER_TYPE_RE = re.compile(r"\bALTER\s+(?:COLUMN\s+)?\S+\s+TYPE\b", re.I)
+ALTER_TYPE_RE = re.compile(r"\bALTER\s+(?:COLUMN\s+)?\S+\s+(?:SET\s+DATA\s+)?TYPE\b", re.I)
+# PostgreSQL grammar Redshift rejects, matched outside quoted text
+REDSHIFT_REJECTS = (
+    (re.compile(r"\bON\s+CONFLICT\b", re.I), "ON CONFLICT is not supported"),
+    (re.compile(r"\bRETURNING\b", re.I), "RETURNING is not supported"),
+    (re.compile(r"\bALTER\s+TABLE\b.*\bADD\b.*,\s*ADD\b", re.I | re.S),
+     "ALTER TABLE takes one ADD COLUMN per statement"),
+)
+VARCHAR_RE = re.compile(r"\b(?:VARCHAR|CHARACTER\s+VARYING)\s*\(\s*(\d+)\s*\)", re.I)
+MAX_VARCHAR_BYTES = 65535
+MAX_IDENTIFIER_BYTES = 127
 REDSHIFT_DDL_RE = re.compile(
     r"\b(?:DISTSTYLE\s+\w+|DISTKEY\s*(?=\()|(?:COMPOUND\s+|INTERLEAVED\s+)?SORTKEY\s*(?=\()"
     r"|ENCODE\s+\w+)", re.I)
@@ -133,6 +146,22 @@ def strip_redshift_ddl(sql: str) -> str:
             i += 1
         out.append("".join(result))
     return "".join(out)
+
+
+def redshift_refusal(sql: str, plain: str) -> str | None:
+    """Why Redshift would reject this statement, for what the emulator checks, else None."""
+    for pattern, reason in REDSHIFT_REJECTS:
+        if pattern.search(plain):
+            return reason
+    for size in VARCHAR_RE.findall(plain):
+        if int(size) > MAX_VARCHAR_BYTES:
+            return f"VARCHAR({size}) is over the maximum of {MAX_VARCHAR_BYTES}"
+    for quoted, text in _split_quoted(sql):
+        if quoted and text.startswith('"'):
+            name = text[1:-1].replace('""', '"')
+            if len(name.encode()) > MAX_IDENTIFIER_BYTES:
+                return f"identifier of {len(name.encode())} bytes is over {MAX_IDENTIFIER_BYTES}"
+    return None
 
 
 def _unquoted_text(sql: str) -> str:
@@ -391,6 +420,9 @@ class _Session:
         if ALTER_TYPE_RE.search(plain) and re.search(r"\bALTER\s+TABLE\b", plain, re.I):
             return _raise_sql("emulator (as Redshift): ALTER COLUMN TYPE is not supported "
                               "here; only a VARCHAR length can grow, outside a transaction")
+        refusal = redshift_refusal(sql, plain)
+        if refusal:
+            return _raise_sql(f"emulator (as Redshift): {refusal}")
         if re.match(r"\s*COPY\b", plain, re.I) and "s3://" in sql:
             return _raise_sql("emulator: COPY FROM S3 is only supported through the extended "
                               "protocol")

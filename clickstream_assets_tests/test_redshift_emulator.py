@@ -79,3 +79,27 @@ def test_in_place_type_change_is_rejected_as_on_redshift(redshift_url):
 def test_server_reports_a_redshift_version(redshift_url):
     with _connect(redshift_url) as (conn, _):
         assert (b"server_version", b"8.0.2") in conn.parameter_statuses
+
+
+@pytest.mark.parametrize("sql, reason", [
+    ('ALTER TABLE "t" ALTER COLUMN "a" SET DATA TYPE BIGINT', "ALTER COLUMN TYPE"),
+    ('INSERT INTO "t" ("a") VALUES (1) ON CONFLICT DO NOTHING', "ON CONFLICT"),
+    ('INSERT INTO "t" ("a") VALUES (1) RETURNING "a"', "RETURNING"),
+    ('ALTER TABLE "t" ADD COLUMN "b" BIGINT, ADD COLUMN "c" BIGINT', "one ADD COLUMN"),
+    ('ALTER TABLE "t" ADD COLUMN "b" VARCHAR(70000)', "over the maximum of 65535"),
+    ('ALTER TABLE "t" ADD COLUMN "' + "x" * 128 + '" BIGINT', "128 bytes is over 127"),
+])
+def test_grammar_redshift_rejects_fails_here_too(redshift_url, sql, reason):
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute('CREATE TEMP TABLE "t" ("a" INT)')
+        with pytest.raises(redshift_connector.ProgrammingError, match=reason):
+            cur.execute(sql)
+
+
+def test_what_redshift_accepts_still_passes(redshift_url):
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute('CREATE TEMP TABLE "t" ("a" INT, "on conflict" VARCHAR(65535))')
+        cur.execute('ALTER TABLE "t" ADD COLUMN "' + "y" * 127 + '" BIGINT')
+        cur.execute("INSERT INTO \"t\" (\"a\", \"on conflict\") VALUES (1, 'RETURNING, ADD')")
+        cur.execute('SELECT count(*) FROM "t"')
+        assert cur.fetchone()[0] == 1
