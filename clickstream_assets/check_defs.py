@@ -103,7 +103,9 @@ def build_customer_checks(customer: CustomerConfig,
             if "schema_drift" in selected:
                 columns = checks.current_columns(wh, schema)
                 previous = previous_columns(context, AssetCheckKey(target, "schema_drift"))
-                yield _result(checks.schema_drift(columns, previous), AssetCheckSeverity.WARN,
+                over = checks.over_table_budget(wh, schema)
+                yield _result(checks.schema_drift(columns, previous, over),
+                              AssetCheckSeverity.WARN,
                               check_name="schema_drift")
         finally:
             wh.close()

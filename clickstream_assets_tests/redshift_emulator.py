@@ -23,7 +23,9 @@ PostgreSQL refuses it. This proxy sits between them and emulates, at the protoco
   cannot hide a typo). It reads the manifest and every entry from S3 (the moto server), gunzips
   them and streams each into PostgreSQL with `COPY ... FROM STDIN (FORMAT csv, HEADER true,
   FORCE_NULL (...))` on the client's own backend session, so temp tables and transactions
-  behave as on Redshift. A failed COPY aborts the transaction as on Redshift.
+  behave as on Redshift. A failed COPY aborts the transaction as on Redshift. Redshift's
+  limits that PostgreSQL lacks or differs on: an input row over 4 MB fails the COPY;
+  timestamps outside PostgreSQL's range (year 0, 1e20 ms) fail as PostgreSQL fails them.
 - faults for tests: drop the connection before a matching statement runs, or after it ran but
   before its reply reaches the client (a COMMIT whose outcome the client cannot know).
 
@@ -35,7 +37,9 @@ compression encodings, VARCHAR byte (not character) lengths, STL/SVV system tabl
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import re
 import socket
@@ -51,6 +55,7 @@ DROPPED_STARTUP_PARAMS = {
 SSL_REQUEST, GSSENC_REQUEST, PROTOCOL_3 = 80877103, 80877104, 196608
 REDSHIFT_SERVER_VERSION = b"8.0.2"
 CHUNK = 1 << 16
+MAX_ROW_BYTES = 4 << 20  # Redshift: the largest input row COPY takes (4 MB)
 
 # the exact COPY options our warehouse emits, in order
 COPY_RE = re.compile(
@@ -519,6 +524,11 @@ class _Session:
         except EmulatorError as exc:
             self._fail(str(exc))
             return
+        too_big = next((n for n in map(_longest_csv_row, files) if n > MAX_ROW_BYTES), None)
+        if too_big is not None:  # Redshift refuses any input row over 4 MB
+            self._fail(f"emulator: COPY input row of {too_big} bytes exceeds Redshift's "
+                       f"limit of {MAX_ROW_BYTES} bytes")
+            return
         total = 0
         try:
             for data in files:
@@ -576,6 +586,15 @@ class _Session:
         self._release_capture()
         self.to_client(_msg(b"E", _error_of(msgs)))
         self.skip_to_sync = True
+
+
+def _longest_csv_row(data: bytes) -> int:
+    """Bytes of the longest CSV record (quoted newlines kept inside their record); for a
+    file no larger than the row limit, its size (a bound that cannot exceed the limit)."""
+    if len(data) <= MAX_ROW_BYTES:  # no record can be longer than its file
+        return len(data)
+    rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    return max((len(",".join(r).encode()) for r in rows), default=0)
 
 
 def _error_of(msgs: list[tuple[bytes, bytes]]) -> bytes:

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
 
+from ..customers import DEFAULT_MAX_EVENT_TABLES
 from ..naming import qualified
-from ..normalize import LoadCounts, NormalizedBatch, combine_batches
+from ..normalize import RESERVED_TABLES, LoadCounts, NormalizedBatch, combine_batches
 
 # Column types, widening and the column limit live in schema_rules (shared with the normalizer).
 from ..schema_rules import LOGICAL_TYPES, ColumnBudget, logical_type, widen  # noqa: E402,F401
+from ..schema_rules import TableBudget  # noqa: E402
 
 
 @dataclass
@@ -30,6 +32,8 @@ class LoadResult:
     new_columns: dict[str, list[str]] = field(default_factory=dict)
     widened_columns: dict[str, list[str]] = field(default_factory=dict)
     overflow_columns: dict[str, list[str]] = field(default_factory=dict)  # packed in _overflow
+    # Event tables the table budget refused, with the events kept in `tracks` only.
+    over_budget_tables: dict[str, int] = field(default_factory=dict)
 
 
 class Warehouse(ABC):
@@ -59,14 +63,22 @@ class Warehouse(ABC):
 
     def load_stream(self, schema: str, window_start: datetime, window_end: datetime,
                     chunks: Iterable[NormalizedBatch], files: list[str] | None = None,
-                    before_commit: Callable[[LoadCounts], None] | None = None) -> LoadResult:
+                    before_commit: Callable[[LoadCounts], None] | None = None,
+                    max_event_tables: int | None = DEFAULT_MAX_EVENT_TABLES) -> LoadResult:
         """Load a window from the normalizer's chunks. This default collects them and calls
         `load`; warehouses that can stage chunk by chunk override it to bound memory.
-        `before_commit` sees the final counts and may raise to load nothing."""
+        `before_commit` sees the final counts and may raise to load nothing.
+        `max_event_tables` is the schema's table budget (None: no limit)."""
         batch = combine_batches(chunks)
         if before_commit is not None:
             before_commit(batch.counts)
-        return self.load(schema, window_start, window_end, batch, files=files)
+        tables = self.table_budget(schema, max_event_tables)
+        batch.tables = {name: t for name, t in sorted(batch.tables.items())
+                        if tables.admits(name, t.num_rows)}
+        batch.counts.over_table_budget += tables.refused_events
+        result = self.load(schema, window_start, window_end, batch, files=files)
+        result.over_budget_tables = dict(tables.refused)
+        return result
 
     def fit_columns(self, schema: str, batch: NormalizedBatch) -> dict[str, list[str]]:
         """Fit the batch's tables to the column limit (new properties past it go to
@@ -74,6 +86,11 @@ class Warehouse(ABC):
         budget = self.column_budget(schema, batch.tables)
         batch.tables = {name: budget.fit(name, t) for name, t in batch.tables.items()}
         return {t: sorted(c) for t, c in budget.packed.items()}
+
+    def table_budget(self, schema: str, max_event_tables: int | None) -> TableBudget:
+        """The table budget, given the event tables the schema already holds."""
+        existing = self.tables(schema) if max_event_tables is not None else []
+        return TableBudget(max_event_tables, existing, RESERVED_TABLES)
 
     def column_budget(self, schema: str, tables: Iterable[str]) -> ColumnBudget:
         """The column limit, given what the target tables already hold."""

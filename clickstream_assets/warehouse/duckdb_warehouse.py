@@ -7,6 +7,7 @@ connection and waits (bounded) for the file lock; concurrent runs serialize inst
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 import uuid
 from contextlib import closing, contextmanager
@@ -17,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 import duckdb
 import pyarrow as pa
 
+from ..customers import DEFAULT_MAX_EVENT_TABLES
 from ..naming import quote_ident
 from ..normalize import LATEST_KEYED_TABLES, LoadCounts, NormalizedBatch, latest_per_key
 from ..schema_rules import ColumnBudget, unify
@@ -41,16 +43,18 @@ FROM_SQL = {
     "VARCHAR": "string",
 }
 LOCK_WAIT_SECONDS = 120.0
-# MAX_COLUMNS: Redshift's limit, so a schema loaded here fits there too
 # The file is attached under this alias rather than opened directly: DuckDB names a directly
 # opened database after its file stem, and a customer schema with the same name (a file
 # `acme.duckdb` holding schema `acme`) then makes every `"acme"."t"` ambiguous. Customer ids
 # cannot contain '-', so this alias never collides with a schema.
 CATALOG = "clickstream-warehouse"
 # A window's normalized rows are held as Arrow tables up to this size and inserted straight
-# into the file at commit (no second copy); past it, they spill to an in-memory DuckDB staging
-# database chunk by chunk, so memory stays bounded whatever the window's size.
-STAGE_ARROW_BYTES = 512 << 20
+# into the file at commit (no second copy); past it, they spill chunk by chunk to a staging
+# database in a temporary file, so memory stays bounded whatever the window's size.
+STAGE_ARROW_BYTES = 128 << 20
+STAGE_CATALOG = "clickstream_stage"
+# DuckDB's own memory for the staging connection (it pages the staging file past this).
+STAGE_MEMORY_LIMIT = "256MB"
 
 
 class DuckDBWarehouse(SqlWarehouse):
@@ -161,20 +165,25 @@ class DuckDBWarehouse(SqlWarehouse):
 
     def load_stream(self, schema: str, window_start: datetime, window_end: datetime,
                     chunks: Iterable[NormalizedBatch], files: list[str] | None = None,
-                    before_commit: Callable[[LoadCounts], None] | None = None) -> LoadResult:
+                    before_commit: Callable[[LoadCounts], None] | None = None,
+                    max_event_tables: int | None = DEFAULT_MAX_EVENT_TABLES) -> LoadResult:
         """Stage chunks in an in-memory DuckDB as they come (the warehouse file stays
         unlocked meanwhile), then replace the window in one transaction."""
         started = datetime.now(timezone.utc)
         counts = LoadCounts()
         result = LoadResult(schema, window_start, window_end, counts)
         budget = self.column_budget(schema)
-        with closing(duckdb.connect(config={"threads": 1})) as con:
+        tables = self.table_budget(schema, max_event_tables)
+        with _staging_connection(self.path.parent) as con:
             staging = Staging(con, self.stage_arrow_bytes)
             for chunk in chunks:
                 counts.add(chunk.counts)
-                for name, table in chunk.tables.items():
-                    staging.add(name, budget.fit(name, table))
+                for name, table in sorted(chunk.tables.items()):
+                    if tables.admits(name, table.num_rows):
+                        staging.add(name, budget.fit(name, table))
             staging.seal()
+            counts.over_table_budget += tables.refused_events
+            result.over_budget_tables = dict(tables.refused)
             if before_commit is not None:
                 before_commit(counts)
             result.overflow_columns = {t: sorted(c) for t, c in budget.packed.items()}
@@ -264,7 +273,7 @@ class Staging:
     def ref(self, name: str) -> str:
         if name in self._arrow:
             return f"temp.main.{quote_ident(self._arrow[name])}"
-        return f"memory.main.{quote_ident('stg_' + name)}"
+        return f"{quote_ident(STAGE_CATALOG)}.main.{quote_ident('stg_' + name)}"
 
     def add(self, name: str, table: pa.Table) -> None:
         if not table.num_rows:
@@ -327,6 +336,19 @@ class Staging:
             self.rows[name] += table.num_rows
         finally:
             self.con.unregister("_chunk")
+
+
+@contextmanager
+def _staging_connection(near: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory connection with a staging database in a temporary file (next to the
+    warehouse, removed after): spilled chunks go to disk, not to memory."""
+    near.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".clickstream-stage-", dir=near) as tmp, \
+            closing(duckdb.connect(config={"threads": 1, "memory_limit": STAGE_MEMORY_LIMIT,
+                                           "temp_directory": tmp})) as con:
+        con.execute(f"ATTACH {_sql_string(str(Path(tmp) / 'stage.duckdb'))} "
+                    f"AS {quote_ident(STAGE_CATALOG)}")
+        yield con
 
 
 register_warehouse("duckdb", DuckDBWarehouse)

@@ -33,6 +33,7 @@ LOADS_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
     ("read", ColumnType("integer")), ("loaded", ColumnType("integer")),
     ("duplicates", ColumnType("integer")), ("rejected", ColumnType("integer")),
     ("filtered", ColumnType("integer")), ("replaced", ColumnType("integer")),
+    ("over_table_budget", ColumnType("integer")),
     ("rows_written", ColumnType("string", 65535)), ("started_at", ColumnType("timestamp")),
     ("finished_at", ColumnType("timestamp")), ("status", ColumnType("string", 32)),
     ("load_id", ColumnType("string", 64)), ("staging_prefix", ColumnType("string", 1024)),
@@ -280,7 +281,7 @@ class SqlWarehouse(Warehouse):
                load_id: str, staging_prefix: str, copies: int) -> None:
         c = result.counts
         values = [result.window_start, result.window_end, c.files, c.bytes, c.read, c.loaded,
-                  c.duplicates, c.rejected, c.filtered, c.replaced,
+                  c.duplicates, c.rejected, c.filtered, c.replaced, c.over_table_budget,
                   json.dumps(result.rows_written, sort_keys=True), started,
                   datetime.now(timezone.utc), "succeeded", load_id, staging_prefix, copies]
         cols = ", ".join(quote_ident(name) for name, _ in LOADS_COLUMNS)
