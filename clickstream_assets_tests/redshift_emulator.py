@@ -29,9 +29,14 @@ PostgreSQL refuses it. This proxy sits between them and emulates, at the protoco
 - faults for tests: drop the connection before a matching statement runs, or after it ran but
   before its reply reaches the client (a COMMIT whose outcome the client cannot know).
 
+- VARCHAR lengths in bytes on COPY: a staged value longer in bytes than its column's
+  VARCHAR(n) fails the COPY ("String length exceeds DDL length"), as on Redshift; PostgreSQL
+  counts characters, so without this a multi-byte value would load here and fail there.
+
 Not emulated: Redshift's SQL dialect beyond the above (queries run as PostgreSQL), TLS, IAM
 authentication, serializable-isolation errors (PostgreSQL runs read committed), slices,
-compression encodings, VARCHAR byte (not character) lengths, STL/SVV system tables,
+compression encodings, VARCHAR byte lengths outside COPY (INSERT ... SELECT counts
+characters), identifiers of 64-127 bytes (PostgreSQL cuts them to 63), STL/SVV system tables,
 `pg_last_copy_count()`, COPY's error table (stl_load_errors), UNLOAD.
 """
 
@@ -529,6 +534,11 @@ class _Session:
             self._fail(f"emulator: COPY input row of {too_big} bytes exceeds Redshift's "
                        f"limit of {MAX_ROW_BYTES} bytes")
             return
+        too_long = self._over_varchar_bytes(copy["table"], files)
+        if too_long is not None:  # Redshift sizes VARCHAR in bytes; PostgreSQL in characters
+            self._fail(f"emulator (as Redshift): COPY failed: String length exceeds DDL length "
+                       f"({too_long})")
+            return
         total = 0
         try:
             for data in files:
@@ -542,6 +552,30 @@ class _Session:
             self._release_capture()
         self.emu.copies.append(sql)
         self.to_client(_msg(b"C", f"COPY {total}".encode() + b"\0"))
+
+    def _over_varchar_bytes(self, table: str, files: list[bytes]) -> str | None:
+        """The first value longer in bytes than its VARCHAR(n), if any (ASCII files cannot
+        hold one: there PostgreSQL's character count is the byte count)."""
+        if all(data.isascii() for data in files):
+            return None
+        literal = table.replace("'", "''")
+        msgs = self._backend_query(
+            "SELECT attname, atttypmod - 4 FROM pg_attribute WHERE attrelid = "
+            f"'{literal}'::regclass AND attnum > 0 AND NOT attisdropped "
+            "AND atttypid = 'character varying'::regtype AND atttypmod > 4")
+        self._release_capture()
+        limits = dict(_data_row(body) for code, body in msgs if code == b"D")
+        for data in files:
+            rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+            header = next(rows, [])
+            checked = [(i, name, int(limits[name])) for i, name in enumerate(header)
+                       if name in limits]
+            for row in rows:
+                for i, name, limit in checked:
+                    size = len(row[i].encode()) if i < len(row) else 0
+                    if size > limit:
+                        return f"column {name}: {size} bytes > VARCHAR({limit})"
+        return None
 
     def _manifest_files(self, url: str) -> list[bytes]:
         s3 = self.emu.s3()
@@ -595,6 +629,18 @@ def _longest_csv_row(data: bytes) -> int:
         return len(data)
     rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
     return max((len(",".join(r).encode()) for r in rows), default=0)
+
+
+def _data_row(body: bytes) -> tuple[str, str]:
+    """The first two text fields of a DataRow message."""
+    (count,) = struct.unpack("!h", body[:2])
+    fields, pos = [], 2
+    for _ in range(count):
+        (n,) = struct.unpack("!i", body[pos:pos + 4])
+        pos += 4
+        fields.append(body[pos:pos + n].decode() if n >= 0 else "")
+        pos += max(n, 0)
+    return fields[0], fields[1]
 
 
 def _error_of(msgs: list[tuple[bytes, bytes]]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 import redshift_connector
 
@@ -103,3 +104,24 @@ def test_what_redshift_accepts_still_passes(redshift_url):
         cur.execute("INSERT INTO \"t\" (\"a\", \"on conflict\") VALUES (1, 'RETURNING, ADD')")
         cur.execute('SELECT count(*) FROM "t"')
         assert cur.fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("size, loads", [(256, False), (512, True)])
+def test_varchar_lengths_are_bytes_on_copy(redshift_url, size, loads):
+    """200 characters of 2 bytes: too long for VARCHAR(256) on Redshift, though PostgreSQL
+    (counting characters) would take them."""
+    wh = RedshiftWarehouse.from_url(redshift_url)
+    staged = wh.staging.stage_table(wh.staging.run_prefix("bytes", str(size)), "t",
+                                    pa.table({"id": ["m1"], "note": ["é" * 200]}))
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute(f'CREATE TEMP TABLE "stage-0" ("id" VARCHAR(256), "note" VARCHAR({size}))')
+        copy = wh.copy_sql('"stage-0"', ["id", "note"], staged.manifest_url)
+        if not loads:
+            with pytest.raises(redshift_connector.ProgrammingError,
+                               match=r"String length exceeds DDL length.*400 bytes"):
+                cur.execute(copy)
+        else:
+            cur.execute(copy)
+            cur.execute('SELECT length("note") FROM "stage-0"')
+            assert cur.fetchone()[0] == 200
+        conn.rollback()
