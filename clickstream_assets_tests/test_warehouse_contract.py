@@ -130,11 +130,14 @@ def test_string_growth_keeps_values(wh):
 
 
 def test_users_keep_the_latest_traits(wh):
+    """Per trait: the newest non-null value wins, and a trait only an older call sent stays."""
     load(wh, [identify("i2", "u1", 30, plan="pro")], HOUR)
-    load(wh, [identify("i1", "u1", 10, plan="free"), identify("i3", "u2", 10, plan="free")],
-         HOUR - timedelta(hours=1))
-    rows = dict(wh.query(f'SELECT "id", "plan" FROM "{SCHEMA}"."users"'))
-    assert rows == {"u1": "pro", "u2": "free"}
+    load(wh, [identify("i1", "u1", 10, plan="free", company="Old"),
+              identify("i3", "u2", 10, plan="free")], HOUR - timedelta(hours=1))
+    load(wh, [identify("i4", "u1", 5, name="Ann")], NEXT)
+    rows = {r[0]: r[1:] for r in wh.query(
+        f'SELECT "id", "plan", "company", "name" FROM "{SCHEMA}"."users"')}
+    assert rows == {"u1": ("pro", "Old", "Ann"), "u2": ("free", None, None)}
 
 
 def test_table_columns_report_logical_types(wh):
