@@ -22,19 +22,20 @@ from .settings import url_has_password
 # Redshift caps a cluster at 9,900 tables, and each table slows every later load a little.
 DEFAULT_MAX_EVENT_TABLES = 500
 CUSTOMER_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# Schema names warehouses keep for themselves (DuckDB catalogs/schemas, Redshift/PostgreSQL
-# system schemas): a customer schema by that name would shadow or collide with them.
-RESERVED_SCHEMAS = frozenset({"main", "memory", "system", "temp", "information_schema",
-                              "public", "catalog", "default"})
 
 
 def _check_schema_name(cid: str, schema: str) -> None:
+    """Valid, and not a schema any registered warehouse keeps for itself (each backend says
+    which: a customer schema by that name would shadow or collide with it)."""
+    from .warehouse import reserved_by  # noqa: PLC0415 - warehouse -> normalize -> customers
+
     if not CUSTOMER_ID_RE.match(schema):
         raise CustomerConfigError(f"customer {cid}: schema {schema!r} is not a valid schema name")
-    if schema in RESERVED_SCHEMAS or schema.startswith(("pg_", "stl_", "stv_", "svv_")):
+    owner = reserved_by(schema)
+    if owner is not None:
         raise CustomerConfigError(
-            f"customer {cid}: schema {schema!r} is reserved by the warehouse; set 'schema' to "
-            "another name")
+            f"customer {cid}: schema {schema!r} is reserved by the warehouse ({owner}); set "
+            "'schema' to another name")
 
 
 class CustomerConfigError(ValueError):

@@ -14,6 +14,7 @@ from clickstream_assets.normalize import Normalizer
 from clickstream_assets.pipeline import load_window
 
 from .conftest import HOUR
+from .postgres_fixtures import *  # noqa: F403
 from .redshift_fixtures import *  # noqa: F403
 from .test_warehouse_contract import CUSTOMER
 from .test_warehouse_contract import load as wh_load

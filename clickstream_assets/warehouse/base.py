@@ -41,6 +41,25 @@ class Warehouse(ABC):
 
     # Most columns a table may have; past it, new properties go to the `_overflow` JSON column.
     max_columns: int | None = None
+    # Schema names the warehouse keeps for itself: a customer schema may not take them.
+    reserved_schemas: frozenset[str] = frozenset()
+    reserved_schema_prefixes: tuple[str, ...] = ()
+    # Whether a URL names a login (user in the URL, password in memory or the environment).
+    takes_login: bool = True
+
+    @classmethod
+    def from_url(cls, url: str, password: str | None = None) -> "Warehouse":
+        raise NotImplementedError
+
+    @classmethod
+    def is_transient_error(cls, exc: BaseException) -> bool:
+        """Whether `exc`, raised by this backend's driver, may clear up if tried again (a
+        lock wait, a lost connection); retries.py asks every registered backend."""
+        return False
+
+    @classmethod
+    def is_reserved_schema(cls, schema: str) -> bool:
+        return schema in cls.reserved_schemas or schema.startswith(cls.reserved_schema_prefixes)
 
     def load_stream(self, schema: str, window_start: datetime, window_end: datetime,
                     chunks: Iterable[NormalizedBatch], files: list[str] | None = None,
@@ -53,14 +72,20 @@ class Warehouse(ABC):
         batch = combine_batches(chunks)
         if before_commit is not None:
             before_commit(batch.counts)
-        budget = self.column_budget(schema, batch.tables)
         tables = self.table_budget(schema, max_event_tables)
-        batch.tables = {name: budget.fit(name, t) for name, t in sorted(batch.tables.items())
+        batch.tables = {name: t for name, t in sorted(batch.tables.items())
                         if tables.admits(name, t.num_rows)}
         batch.counts.over_table_budget += tables.refused_events
         result = self.load(schema, window_start, window_end, batch, files=files)
         result.over_budget_tables = dict(tables.refused)
         return result
+
+    def fit_columns(self, schema: str, batch: NormalizedBatch) -> dict[str, list[str]]:
+        """Fit the batch's tables to the column limit (new properties past it go to
+        `_overflow`); the columns packed, per table."""
+        budget = self.column_budget(schema, batch.tables)
+        batch.tables = {name: budget.fit(name, t) for name, t in batch.tables.items()}
+        return {t: sorted(c) for t, c in budget.packed.items()}
 
     def table_budget(self, schema: str, max_event_tables: int | None) -> TableBudget:
         """The table budget, given the event tables the schema already holds."""
@@ -78,7 +103,8 @@ class Warehouse(ABC):
     @abstractmethod
     def load(self, schema: str, window_start: datetime, window_end: datetime,
              batch: NormalizedBatch, files: list[str] | None = None) -> LoadResult:
-        """Replace [window_start, window_end) of `schema` with `batch`, atomically."""
+        """Replace [window_start, window_end) of `schema` with `batch`, atomically (its
+        tables fitted to the column limit first: `fit_columns`)."""
 
     @abstractmethod
     def tables(self, schema: str) -> list[str]: ...
@@ -109,11 +135,28 @@ class Warehouse(ABC):
         pass
 
 
-WAREHOUSE_FACTORIES: dict[str, Callable[[str], Warehouse]] = {}
+WAREHOUSE_FACTORIES: dict[str, Callable[..., Warehouse]] = {}
+WAREHOUSE_CLASSES: dict[str, type[Warehouse]] = {}
 
 
-def register_warehouse(scheme: str, factory: Callable[[str], Warehouse]) -> None:
-    WAREHOUSE_FACTORIES[scheme] = factory
+def register_warehouse(scheme: str, cls: type[Warehouse]) -> None:
+    """`scheme://...` URLs open `cls.from_url`; the class answers what its backend
+    reserves and whether it takes a login."""
+    WAREHOUSE_CLASSES[scheme] = cls
+    WAREHOUSE_FACTORIES[scheme] = cls.from_url
+
+
+def takes_login(url: str) -> bool:
+    """Whether the warehouse at `url` is opened with a login (unknown schemes: yes)."""
+    cls = WAREHOUSE_CLASSES.get(url.split("://", 1)[0])
+    return cls is None or cls.takes_login
+
+
+def reserved_by(schema: str) -> str | None:
+    """The scheme of a registered warehouse that keeps `schema` for itself, if any: a
+    customer's schema must be loadable into every warehouse it may move to."""
+    return next((scheme for scheme, cls in sorted(WAREHOUSE_CLASSES.items())
+                 if cls.is_reserved_schema(schema)), None)
 
 
 def warehouse_from_url(url: str, password: str | None = None) -> Warehouse:
