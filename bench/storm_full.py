@@ -250,7 +250,8 @@ def poll(instance, backfills: dict[str, str], services: Services, api: str, args
             print(f"  t={elapsed:5.0f}s outage starts: 429 then 500 for "
                   f"{args.outage_seconds:g} s", flush=True)
         active = sum(runs[s] for s in ACTIVE_RUN_STATUSES)
-        if done == len(backfills) and not active and sum(arrival_ticks(instance).values()):
+        ticked = args.arrival_sensor == "stopped" or sum(arrival_ticks(instance).values())
+        if done == len(backfills) and not active and ticked:
             return {"wall": elapsed, "outage_at": outage_at, "timed_out": False}
         if elapsed - last_print >= 30:
             last_print = elapsed
@@ -357,7 +358,8 @@ def report(args, gen: Generated, timing: dict, result: dict, stats: dict, runs: 
     print(f"instance: deploy/dagster.yaml on PostgreSQL (max_concurrent_runs "
           f"{limits['max_concurrent_runs']}; {caps}), DAGSTER_EVENT_BATCH_SIZE="
           f"{timing['batch']}; processes: config API ({SERVER_LIMIT}), code server, "
-          f"webserver, daemon; services up in {timing['startup']:.0f} s")
+          f"webserver, daemon; arrival sensor {args.arrival_sensor}; services up in "
+          f"{timing['startup']:.0f} s")
     outage = (f"from t={result['outage_at']:.0f} s" if result["outage_at"] is not None
               else "never started")
     wall = result["wall"]
@@ -419,6 +421,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=200, help="events per customer-hour")
     p.add_argument("--outage-seconds", type=float, default=60)
     p.add_argument("--ttl", type=float, default=60, help="config API cache TTL, seconds")
+    p.add_argument("--arrival-sensor", choices=["running", "stopped"], default="running",
+                   help="stopped: what the storm costs without the sensor's own runs")
     p.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--timeout", type=float, default=3600, help="give up after (seconds)")
     p.add_argument("--poll", type=float, default=5.0)
@@ -427,15 +431,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def service_env(home: Path, ports: dict, batch: str, ttl: float) -> dict:
+def service_env(home: Path, ports: dict, batch: str, args) -> dict:
     import os  # noqa: PLC0415
 
     return {**os.environ, "PYTHONPATH": str(ROOT), "CLICKSTREAM_HOME": str(home),
             "DAGSTER_HOME": str(home / "dagster"),
             "CLICKSTREAM_CONFIG_API_URL": f"http://127.0.0.1:{ports['api']}",
-            "CLICKSTREAM_CONFIG_API_TTL": f"{ttl:g}",
+            "CLICKSTREAM_CONFIG_API_TTL": f"{args.ttl:g}",
             "CLICKSTREAM_DAGSTER_URL": f"http://127.0.0.1:{ports['web']}",
-            "CLICKSTREAM_ARRIVAL_SENSOR": "running", "DAGSTER_EVENT_BATCH_SIZE": batch}
+            "CLICKSTREAM_ARRIVAL_SENSOR": args.arrival_sensor,
+            "DAGSTER_EVENT_BATCH_SIZE": batch}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -457,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     write_api_customers(home, cids, first)
     ports = {name: free_port() for name in ("api", "code", "web")}
     write_workspace(home, ports["code"])
-    env = service_env(home, ports, timing["batch"], args.ttl)
+    env = service_env(home, ports, timing["batch"], args)
     api, web = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['web']}"
     print(f"state in {home}; UI at {web}", flush=True)
     with throwaway_schema(args.pg_dsn, args.keep) as (url, schema, admin):
