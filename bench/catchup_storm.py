@@ -14,6 +14,9 @@ breaker) and the baseline with caching, limiting and the breaker turned off (sam
 Prints total requests, the server's peak requests/s, runs that failed because of the API,
 and the baseline / protected ratios. When Dagster loads this file (`-f`), it is the bench's
 code location instead.
+
+`--realistic` runs the storm at full size on a deployment's processes instead (PostgreSQL
+instance, daemon, webserver, code server, GraphQL backfills): bench/storm_full.py.
 """
 
 from __future__ import annotations
@@ -205,6 +208,12 @@ def report(args, protected: dict, baseline: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--realistic" in argv:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from storm_full import main as realistic  # noqa: PLC0415
+
+        return realistic(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=20)
     parser.add_argument("--hours", type=int, default=2, help="backfill length in hourly "
