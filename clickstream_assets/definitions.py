@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from .check_defs import build_all_customer_checks
+from .check_defs import freshness_delay_from_env
 from .config_api.selection import config_api_resources, config_api_sensors, customer_source
 from .customers import CustomerConfig
 from .factory import build_all_customer_assets
@@ -35,8 +35,8 @@ def build_definitions(settings: Settings | None = None,
     settings = settings or Settings.from_env()
     customers = load_customers(settings) if customers is None else customers
     return Definitions(
-        assets=build_all_customer_assets(customers, settings.max_reject_share),
-        asset_checks=build_all_customer_checks(customers),
+        assets=build_all_customer_assets(customers, settings.max_reject_share,
+                                         freshness_delay_from_env()),
         resources=build_resources(settings),
         sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix),
                  *config_api_sensors(settings, customers)],
