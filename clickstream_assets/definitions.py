@@ -15,6 +15,7 @@ from .factory import build_all_customer_assets
 from .resources import EventStoreResource, WarehouseResource
 from .sensors import SENSOR_NAME, build_arrival_sensor
 from .settings import Settings
+from .startup_gc import collector_paused_then_frozen
 
 
 def build_resources(settings: Settings) -> dict:
@@ -43,4 +44,15 @@ def build_definitions(settings: Settings | None = None,
     )
 
 
-defs = build_definitions()
+def load_code_location(settings: Settings | None = None,
+                       customers: list[CustomerConfig] | None = None) -> Definitions:
+    """What the code server imports: the definitions with their repository (asset graph, asset
+    job) already built, with the garbage collector paused meanwhile (startup_gc.py). The code
+    server's own `get_repository_def()` and `load_all_definitions()` then find them cached."""
+    with collector_paused_then_frozen():
+        defs = build_definitions(settings, customers)
+        defs.get_repository_def().load_all_definitions()
+    return defs
+
+
+defs = load_code_location()
