@@ -6,11 +6,11 @@ Does what the code server does when it (re)loads the location, stage by stage, e
 fresh process (imports timed apart, not in the total):
   definitions   what importing `clickstream_assets.definitions` does, for N customers
                 (distinct start hours: one hourly partitions definition each, as real
-                customers have): `load_code_location`, which also builds the repository;
+                customers have): `load_code_location`, which also builds the repository,
+                the asset job and the asset graph (so the next two stages find them cached);
   repository    `Definitions.get_repository_def()` + `load_all_definitions()` (what the code
-                server forces at start: the repository, the asset graph, the asset job;
-                already built, so cached, when the definitions stage built them);
-  asset graph   `Definitions.resolve_asset_graph()` (what tests and the sensor read);
+                server forces at start: the repository and the asset job);
+  asset graph   `Definitions.resolve_asset_graph()` (what the snapshot and the sensor read);
   snapshot      `RepositorySnap.from_def(repo, defer_snapshots=True)` serialized (the code
                 server's ExternalRepository reply) + each job's `JobDataSnap` serialized (its
                 ExternalJob replies: what the webserver asks for next);

@@ -46,12 +46,14 @@ def build_definitions(settings: Settings | None = None,
 
 def load_code_location(settings: Settings | None = None,
                        customers: list[CustomerConfig] | None = None) -> Definitions:
-    """What the code server imports: the definitions with their repository (asset graph, asset
-    job) already built, with the garbage collector paused meanwhile (startup_gc.py). The code
-    server's own `get_repository_def()` and `load_all_definitions()` then find them cached."""
+    """What the code server imports: the definitions with their repository, asset job and
+    asset graph already built, with the garbage collector paused meanwhile (startup_gc.py).
+    The code server's own `get_repository_def()`, `load_all_definitions()` and snapshot then
+    find them cached."""
     with collector_paused_then_frozen():
         defs = build_definitions(settings, customers)
         defs.get_repository_def().load_all_definitions()
+        defs.resolve_asset_graph()
     return defs
 
 
