@@ -23,6 +23,13 @@ Shapes, in the same run:
              what the collector pause alone saves;
   previous   the shape before: the same assets, the three checks as one multi-check op per
              customer (`multi_asset_check`, the op a check run executed), collector running.
+`--code-server` instead starts a real code server (`dagster api grpc -m
+clickstream_assets.definitions`, on a loopback port) over a customers file of N customers,
+waits until it answers, asks it for the repository (`defer_snapshots=True`, as the webserver
+does) and each job, and prints the server's wall time to answer and its CPU seconds from
+/proc, imports included: the same path end to end, for whichever checkout is on PYTHONPATH
+(run it once per checkout to compare two).
+
 Prints wall and CPU seconds per stage (the best of `--repeat` runs; CPU is what an idle core
 would take: the shared machine's load inflates wall), the load average, reply sizes, and the
 process's peak RSS (ru_maxrss) after import and at the end.
@@ -180,13 +187,82 @@ def report(label: str, r: dict) -> None:
     print(f"  peak RSS {r['rss_peak_mb']:.0f} MB ({r['rss_import_mb']:.0f} MB after import)")
 
 
+def code_server(n: int) -> dict:
+    """A real `dagster api grpc` over n customers: wall until each reply, the server's CPU."""
+    import socket
+
+    import yaml
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
+    from dagster._grpc.client import DagsterGrpcClient
+
+    home = Path(tempfile.mkdtemp(prefix="bench-code-server-"))
+    customers = [{"customer_id": c.customer_id, "start": c.start.isoformat()}
+                 for c in make_customers(n)]
+    (home / "customers.yaml").write_text(yaml.safe_dump({"customers": customers}))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CLICKSTREAM_HOME": str(home), "PYTHONWARNINGS": "ignore",
+           "CLICKSTREAM_CUSTOMERS_FILE": str(home / "customers.yaml")}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "dagster", "api", "grpc", "-m",
+                               "clickstream_assets.definitions", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, cwd=home)  # PYTHONPATH picks the code
+    client = DagsterGrpcClient(port=port, host="127.0.0.1")
+    try:
+        _wait_until_serving(client, server)
+        ready = time.perf_counter()
+        origin = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("bench"), "__repository__")
+        reply = client.external_repository(remote_repository_origin=origin,
+                                           defer_snapshots=True)
+        job = client.external_job(origin, "__ASSET_JOB")
+        done = time.perf_counter()
+        return {"ready": ready - started, "replies": done - ready,
+                "cpu": _process_cpu(server.pid), "reply_mb": len(reply) / 1e6,
+                "job_reply_mb": len(job.serialized_job_data) / 1e6}
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def _wait_until_serving(client, server, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the code server exited with {server.returncode}")
+        try:
+            client.ping("bench")
+            return
+        except Exception:  # not listening yet
+            time.sleep(0.1)
+    raise TimeoutError("the code server did not answer")
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--repeat", type=int, default=2, help="runs per shape; the best is shown")
     p.add_argument("--shapes", default="ours,ours_gc,previous")
+    p.add_argument("--code-server", action="store_true",
+                   help="time a real code server end to end instead")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.code_server:
+        print(f"code server over {args.customers:,} customers; load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+        for _ in range(args.repeat):
+            r = code_server(args.customers)
+            print(f"  serving after {r['ready']:.2f} s, repository + job replies "
+                  f"({r['reply_mb']:.1f} + {r['job_reply_mb']:.1f} MB) {r['replies']:.2f} s; "
+                  f"server CPU {r['cpu']:.2f} s, imports included")
+        return
     if args.child:
         print(json.dumps(child(args.child, args.customers)))
         return
