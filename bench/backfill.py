@@ -8,8 +8,10 @@ process and one run each, prints:
   floor        Dagster's bare cost for the same asset shape (one hourly partitioned key plus
                the 11 table assets recorded once per run, same metadata sizes), nothing loaded;
   one run      the real multi-asset over the whole range (what a single-run backfill runs);
-and Dagster's share of the run ((run - load alone) / run). On PostgreSQL the run and the floor
-use DAGSTER_EVENT_BATCH_SIZE as the Dockerfile sets it, and the floor is also run without it.
+and Dagster's share of the run ((run - load alone) / run). On PostgreSQL the instance uses
+deploy/dagster.yaml's storages (our pooled event log) and DAGSTER_EVENT_BATCH_SIZE as the
+Dockerfile sets it; the floor is also run without the batching and with dagster-postgres's own
+event log, the baselines.
 `--old-shape-floor` adds the floor of the previous shape (12 partitioned keys), the baseline
 the new shape replaced; `--sample-hours N` adds N hourly runs, extrapolated to the range.
 Peak RSS is the process's (ru_maxrss) after each step.
@@ -27,6 +29,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,8 +156,20 @@ def sqlite_instance():
             yield instance
 
 
+def deploy_storages(url: str, pooled: bool = True) -> dict:
+    """deploy/dagster.yaml's three storages pointed at `url`; `pooled=False` swaps our event
+    log for dagster-postgres's own (the baseline)."""
+    deploy = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    storages = {k: {**deploy[k], "config": {"postgres_url": url}}
+                for k in ("run_storage", "event_log_storage", "schedule_storage")}
+    if not pooled:
+        storages["event_log_storage"].update(module="dagster_postgres.event_log",
+                                             **{"class": "PostgresEventLogStorage"})
+    return storages
+
+
 @contextmanager
-def postgres_instance(dsn: str):
+def postgres_instance(dsn: str, pooled: bool = True):
     import psycopg2  # noqa: PLC0415
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -167,7 +182,7 @@ def postgres_instance(dsn: str):
     try:
         with tempfile.TemporaryDirectory() as home:
             Path(home, "dagster.yaml").write_text(yaml.safe_dump(
-                {"storage": {"postgres": {"postgres_url": url}}, "telemetry": {"enabled": False}}))
+                {**deploy_storages(url, pooled), "telemetry": {"enabled": False}}))
             with DagsterInstance.from_config(home) as instance:
                 yield instance
     finally:
@@ -189,30 +204,34 @@ def batch_size(value: str | None):
             os.environ["DAGSTER_EVENT_BATCH_SIZE"] = before
 
 
-def bench_storage(name: str, instance_cm, args, store_root: Path, work: Path,
+def bench_storage(name: str, open_instance, args, store_root: Path, work: Path,
                   alone: float) -> None:
+    """`open_instance()` opens a fresh instance of this storage (one per comparison)."""
     batch = deploy_batch_size() if name == "postgres" else None
     print(f"[{name}] instance storage" + (f", DAGSTER_EVENT_BATCH_SIZE={batch}" if batch else ""))
-    with instance_cm as instance:
-        with batch_size(batch):
-            floor = timed("floor: same shape, nothing loaded", floor_assets(False), instance,
-                          args.hours)
-            run = real_run(instance, store_root, work / f"{name}-run.duckdb", args.hours)
-        if batch:
-            with batch_size(None):
-                unbatched = timed("floor without event batching", floor_assets(False),
-                                  instance, args.hours)
-            print(f"  event batching: floor {unbatched / floor:4.1f}x faster")
+    with open_instance() as instance, batch_size(batch):
+        floor = timed("floor: same shape, nothing loaded", floor_assets(False), instance,
+                      args.hours)
+        run = real_run(instance, store_root, work / f"{name}-run.duckdb", args.hours)
         if args.old_shape_floor:
-            with batch_size(batch):
-                old = timed("floor of the old shape (12 partitioned)", floor_assets(True),
-                            instance, args.hours)
+            old = timed("floor of the old shape (12 partitioned)", floor_assets(True),
+                        instance, args.hours)
             print(f"  new shape's floor vs the old shape's: {old / floor:4.1f}x less")
         if args.sample_hours:
             hourly = hourly_runs(instance, store_root, work / f"{name}-hourly.duckdb",
                                  args.sample_hours) * args.hours / args.sample_hours
             print(f"  hour-by-hour runs, extrapolated: {hourly:7.1f} s ({hourly / run:4.1f}x "
                   "the one run)")
+    if batch:
+        with open_instance() as instance, batch_size(None):
+            unbatched = timed("floor without event batching", floor_assets(False), instance,
+                              args.hours)
+        print(f"  event batching: floor {unbatched / floor:4.1f}x faster")
+    if name == "postgres":
+        with postgres_instance(args.pg_dsn, pooled=False) as plain, batch_size(batch):
+            unpooled = timed("floor, dagster-postgres's own event log", floor_assets(False),
+                             plain, args.hours)
+        print(f"  pooled event log (deploy/dagster.yaml): floor {unpooled / floor:4.1f}x faster")
     share = max(run - alone, 0.0) / run
     print(f"[{name}] one run {run:.1f} s = load alone {alone:.1f} s + Dagster {run - alone:.1f} s"
           f": Dagster's share {share:.0%} (floor {floor:.1f} s)")
@@ -238,10 +257,10 @@ def main(argv: list[str] | None = None) -> None:
               f"written in {time.perf_counter() - t:.1f} s")
         alone = load_alone(store, work, args.hours)
         if args.storage in ("sqlite", "both"):
-            bench_storage("sqlite", sqlite_instance(), args, store.root, work, alone)
+            bench_storage("sqlite", sqlite_instance, args, store.root, work, alone)
         if args.storage in ("postgres", "both"):
-            bench_storage("postgres", postgres_instance(args.pg_dsn), args, store.root, work,
-                          alone)
+            bench_storage("postgres", partial(postgres_instance, args.pg_dsn), args, store.root,
+                          work, alone)
 
 
 if __name__ == "__main__":

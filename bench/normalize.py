@@ -10,13 +10,17 @@ then runs each measurement in a fresh process (so peak RSS is that measurement's
   naive/normalize  json.loads + per-event dict flattening into pandas DataFrames per table
   naive/duckdb     the same, then each DataFrame inserted into DuckDB
   ours/stages      ours again, stage by stage (gunzip, cut, parse, normalize, DuckDB load)
-Prints events/s (wall and per CPU-second) and peak RSS, and ours/naive ratios.
+Prints events/s (wall and per CPU-second) and peak RSS, and ours/naive ratios. Then memory
+against file size: one file of --memory-events events and one of 10x as many, each loaded
+(ours/normalize and ours/duckdb) in its own process, peak RSS side by side
+(--memory-events 0 skips it).
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import resource
 import subprocess
@@ -37,12 +41,13 @@ def write_corpus(root: Path, events: int, files: int) -> dict:
     store, per_file, total_bytes, lines_total = LocalEventStore(root), events // files, 0, 0
     for i in range(files):
         hour = HOUR0 + timedelta(hours=i)
-        lines = list(hour_lines(CUSTOMER, hour, per_file, seed=7, bad_lines=True))
-        data = b"\n".join(lines) + b"\n"
-        total_bytes += len(data)
-        lines_total += len(lines)
-        store.write(hour_prefix(CUSTOMER, hour) + f"events-{i:03d}.json.gz",
-                    gzip.compress(data, compresslevel=6, mtime=0))
+        packed = io.BytesIO()  # streamed: this process's peak RSS is inherited by the children
+        with gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=6, mtime=0) as out:
+            for line in hour_lines(CUSTOMER, hour, per_file, seed=7, bad_lines=True):
+                out.write(line + b"\n")
+                total_bytes += len(line) + 1
+                lines_total += 1
+        store.write(hour_prefix(CUSTOMER, hour) + f"events-{i:03d}.json.gz", packed.getvalue())
     return {"lines": lines_total, "raw_bytes": total_bytes, "hours": files}
 
 
@@ -217,6 +222,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--files", type=int, default=8)
     p.add_argument("--modes", default=",".join(MODES))  # ours/stages: per-stage CPU seconds
+    p.add_argument("--memory-events", type=int, default=50_000)
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--root", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -248,6 +254,28 @@ def main() -> None:
             if ours and naive:
                 print(f"{stage}: ours/naive = {ours['events_per_s'] / naive['events_per_s']:.1f}x "
                       f"wall, {ours['events_per_cpu_s'] / naive['events_per_cpu_s']:.1f}x CPU")
+        if args.memory_events:
+            memory_by_file_size(root, args.memory_events)
+
+
+def _child(mode: str, root: Path) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", mode, "--root", str(root),
+                           "--files", "1"], check=True, capture_output=True, text=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_by_file_size(tmp: Path, events: int) -> None:
+    """Peak RSS loading one file of `events` and one of 10x: memory is bounded by the block
+    and the staging budgets, so the larger file should not need 10x the memory."""
+    sizes = {}
+    for n in (events, events * 10):
+        corpus = write_corpus(tmp / f"memory-{n}", n, 1)
+        sizes[n] = corpus["raw_bytes"] / 2**20
+    for mode in ("ours/normalize", "ours/duckdb"):
+        small, large = (_child(mode, tmp / f"memory-{n}") for n in (events, events * 10))
+        print(f"memory {mode:15} one file of {sizes[events]:,.0f} MiB: peak "
+              f"{small['peak_rss_mb']:,} MB; 10x ({sizes[events * 10]:,.0f} MiB): peak "
+              f"{large['peak_rss_mb']:,} MB ({large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x)")
 
 
 if __name__ == "__main__":

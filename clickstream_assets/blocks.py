@@ -9,6 +9,7 @@ parsed again, split in halves until each part parses, so one bad line never cost
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
@@ -20,13 +21,34 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.json as pj
-from isal import igzip, isal_zlib
+from isal import isal_zlib
 
 T = TypeVar("T")
+
+
+class DamagedFile(EOFError):
+    """A whole-file read of a damaged file: `readable` holds its complete lines before the
+    break (they load), `line` the line where it broke, `cause` what broke it."""
+
+    def __init__(self, cause: BaseException, readable: bytes):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause, self.readable = cause, readable
+        self.line = readable.count(b"\n") + 1
+
+
 # What a damaged stored file raises while it is decompressed (not a truncated download:
 # network errors are retried, not quarantined): not gzip, truncated, bad CRC, bad deflate.
 UNREADABLE_FILE_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.error)
+INFLATE_IN = 1 << 18  # compressed bytes read at a time
+INFLATE_OUT = 1 << 20  # most bytes inflated at a time: a gzip bomb cannot grow memory
 BLOCK_BYTES = 16 << 20  # ~16k events of ~1 KB: memory is bounded by this, not by file size
+# Deepest nesting of objects/arrays a line may have. Deeper lines are rejected (`too_deep`)
+# before any parser sees them: Arrow's JSON reader segfaults at ~20,000 levels, orjson stops
+# at 1,024, and flattening recurses once per object level (RecursionError at ~1,000).
+MAX_JSON_DEPTH = 64
+_KEEP_OPENS = bytes(i for i in range(256) if i not in (10, 91, 123))  # all but \n [ {
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = bytes(i for i in range(256) if i not in (91, 93, 123, 125))
 
 
 @dataclass
@@ -66,9 +88,114 @@ class ParsedBlock:
 
 
 def open_stream(raw: BinaryIO, name: str) -> BinaryIO:
-    """The decompressed byte stream of a stored file (gzip by name). ISA-L's gzip reader
-    (python-isal) inflates ~3x faster than the zlib one for the same format."""
-    return igzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw
+    """The decompressed byte stream of a stored file (gzip by name). ISA-L (python-isal)
+    inflates ~3x faster than zlib for the same format."""
+    return Inflater(raw) if name.endswith(".gz") else raw
+
+
+class Inflater:
+    """A gzip file (its members in sequence) as a byte stream that keeps what was inflated
+    before damage. A file reader (gzip.GzipFile, igzip's) loses the whole read call in which
+    it meets a truncation or a bad CRC: up to a block, or the whole of a small file. Here
+    `read(n)`/`readline()` return every complete line before the break and raise the damage
+    only on the next read; `read()` (all) raises `DamagedFile` carrying those lines."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self._d = None  # the current member's decompressor, None between members
+        self._pending = b""  # compressed input not yet fed
+        self._pieces: list[bytes] = []
+        self._have = 0  # inflated bytes held
+        self._scanned = 0  # leading pieces known to hold no newline
+        self._error: BaseException | None = None
+        self._eof = False
+
+    def close(self) -> None:
+        self._pieces, self._have = [], 0
+
+    def _fill(self) -> bool:
+        """Inflate more; False at the end of the file or at damage (then held bytes end at
+        the last newline: the broken line's fragment is part of the damage)."""
+        if self._eof or self._error is not None:
+            return False
+        try:
+            return self._inflate()
+        except UNREADABLE_FILE_ERRORS as exc:
+            self._error = exc
+            self._drop_fragment()
+            return False
+
+    def _inflate(self) -> bool:
+        while True:
+            if self._d is not None and self._d.unconsumed_tail:
+                data = self._d.unconsumed_tail
+            elif self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                data = self._raw.read(INFLATE_IN)
+                if not data:
+                    if self._d is not None:
+                        raise EOFError("Compressed file ended before the end-of-stream marker "
+                                       "was reached")
+                    self._eof = True
+                    return False
+            if self._d is None:
+                if not data.strip(b"\0"):  # zero padding after the last member
+                    continue
+                self._d = isal_zlib.decompressobj(31)
+            out = self._d.decompress(data, INFLATE_OUT)
+            if self._d.eof:
+                self._pending, self._d = self._d.unused_data, None
+            if out:
+                self._pieces.append(out)
+                self._have += len(out)
+                return True
+
+    def _drop_fragment(self) -> None:
+        data = b"".join(self._pieces)
+        data = data[: data.rfind(b"\n") + 1]
+        self._pieces, self._have, self._scanned = ([data] if data else []), len(data), 0
+
+    def _take(self, n: int) -> bytes:
+        """The first n held bytes (one copy: only the piece cut at n is sliced)."""
+        out, size = [], 0
+        while self._pieces and size + len(self._pieces[0]) <= n:
+            size += len(self._pieces[0])
+            out.append(self._pieces.pop(0))
+        if size < n:
+            piece, cut = self._pieces[0], n - size
+            out.append(piece[:cut])
+            self._pieces[0] = piece[cut:]
+        self._have -= n
+        self._scanned = 0
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            while self._fill():
+                pass
+            data = self._take(self._have)
+            if self._error is not None:
+                raise DamagedFile(self._error, data)
+            return data
+        while self._have < n and self._fill():
+            pass
+        if not self._have and self._error is not None:
+            raise self._error
+        return self._take(min(n, self._have))
+
+    def readline(self) -> bytes:
+        """Up to and including the next newline; at damage, b"" (the next read raises)."""
+        while True:
+            offset = sum(len(p) for p in self._pieces[:self._scanned])
+            for piece in self._pieces[self._scanned:]:
+                at = piece.find(b"\n")
+                if at >= 0:
+                    return self._take(offset + at + 1)
+                offset += len(piece)
+                self._scanned += 1
+            if not self._fill():
+                return self._take(self._have) if self._error is None else b""
 
 
 def iter_raw_blocks(stream: BinaryIO, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
@@ -197,10 +324,39 @@ def _line_stats(data: bytes) -> tuple[int, int]:
     return len(ends), int(np.diff(ends, prepend=-1).max())
 
 
+def json_depth(line: bytes) -> int:
+    """How deep objects and arrays nest in one line, brackets inside strings not counted."""
+    brackets = _JSON_STRING.sub(b"", line).translate(None, delete=_BRACKETS)
+    if not brackets:
+        return 0
+    a = np.frombuffer(brackets, np.uint8)
+    return int(np.cumsum(np.where((a | 32) == 123, 1, -1)).max())
+
+
+def too_deep_lines(data: bytes, first_line: int) -> dict[int, int]:
+    """{line: depth} of the lines nested deeper than MAX_JSON_DEPTH. One C-level pass
+    (`translate` keeps only newlines and opening brackets) finds the lines with more opening
+    brackets than the limit, a bound on their depth; only those are scanned exactly."""
+    opens = data.translate(None, delete=_KEEP_OPENS)
+    if len(opens) <= MAX_JSON_DEPTH:
+        return {}
+    suspects = [i for i, line_opens in enumerate(opens.split(b"\n"))
+                if len(line_opens) > MAX_JSON_DEPTH]
+    if not suspects:
+        return {}
+    lines = data.split(b"\n")
+    depths = {first_line + i: json_depth(lines[i]) for i in suspects}
+    return {line: depth for line, depth in depths.items() if depth > MAX_JSON_DEPTH}
+
+
 def parse_block(first_line: int, data: bytes) -> ParsedBlock:
     block = ParsedBlock(first_line=first_line, data=data)
     n_lines, block.longest_line = _line_stats(data)
     block.lines = n_lines
+    deep = too_deep_lines(data, first_line)
+    if deep:  # never handed to a parser: each is one reject, the rest parse as usual
+        _parse_lines(block, deep)
+        return block
     if data and not data.isspace():
         try:
             table = _read(data)
@@ -216,7 +372,7 @@ def parse_block(first_line: int, data: bytes) -> ParsedBlock:
     return block
 
 
-def _parse_lines(block: ParsedBlock) -> None:
+def _parse_lines(block: ParsedBlock, deep: dict[int, int] | None = None) -> None:
     """The slow path: classify each line, then parse the good ones in as few parts as can be."""
     good, numbers = [], []
     for i, line in enumerate(block.body.split(b"\n")):
@@ -225,6 +381,9 @@ def _parse_lines(block: ParsedBlock) -> None:
             block.empty += 1
             continue
         block.read += 1
+        if deep and lineno in deep:
+            block.rejects.append((lineno, f"too_deep:{deep[lineno]}>{MAX_JSON_DEPTH}", line))
+            continue
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:

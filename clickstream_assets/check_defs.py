@@ -105,5 +105,6 @@ def customer_check_results(context: AssetExecutionContext, wh: Warehouse,
     if "schema_drift" in selected:
         columns = checks.current_columns(wh, schema)
         previous = previous_columns(context, AssetCheckKey(target, "schema_drift"))
-        yield _result(checks.schema_drift(columns, previous), AssetCheckSeverity.WARN,
+        over = checks.over_table_budget(wh, schema)
+        yield _result(checks.schema_drift(columns, previous, over), AssetCheckSeverity.WARN,
                       check_name="schema_drift")

@@ -195,10 +195,27 @@ def current_columns(wh: Warehouse, schema: str) -> dict[str, list[str]]:
             for t in wh.tables(schema) if t != LOADS_TABLE}
 
 
+def over_table_budget(wh: Warehouse, schema: str) -> int:
+    """Events the latest load kept in `tracks` only, their event table refused by the
+    customer's table budget (0 for audit tables from before the budget)."""
+    if LOADS_TABLE not in wh.tables(schema):
+        return 0
+    if "over_table_budget" not in {c for c, _ in wh.table_columns(schema, LOADS_TABLE)}:
+        return 0
+    rows = wh.query(f"SELECT over_table_budget FROM {qualified(schema, LOADS_TABLE)} "
+                    "WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1")
+    return int(rows[0][0] or 0) if rows else 0
+
+
 def schema_drift(columns: dict[str, list[str]],
-                 previous: dict[str, list[str]] | None) -> CheckOutcome:
-    """New tables and columns since the previous check (the first check sets the baseline)."""
-    metadata: dict[str, Any] = {"columns": columns}
+                 previous: dict[str, list[str]] | None, over_budget: int = 0) -> CheckOutcome:
+    """New tables and columns since the previous check (the first check sets the baseline),
+    and events the latest load could not give their own table (the table budget is spent)."""
+    metadata: dict[str, Any] = {"columns": columns, "events_over_table_budget": over_budget}
+    if over_budget:
+        return CheckOutcome(False, f"{over_budget} events of the latest load went to tracks "
+                            "only: the customer's table budget (max_event_tables) is used up",
+                            metadata)
     if previous is None:
         return CheckOutcome(True, f"baseline: {len(columns)} tables", metadata)
     new: dict[str, list[str]] = defaultdict(list)

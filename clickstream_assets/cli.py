@@ -27,13 +27,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _find_customer(customer_id: str) -> CustomerConfig:
-    """The customer's config if the customers file has it, else a bare one (schema = id)."""
-    try:
-        for c in FileCustomerSource(Settings.from_env().customers_file).list_customers():
-            if c.customer_id == customer_id:
-                return c
-    except CustomerConfigError:
-        pass
+    """The customer's config if the customers file has it, else a bare one (schema = id).
+    A customers file that cannot be read or parsed is an error, never skipped: its deny
+    list or table budget would silently not apply."""
+    for c in FileCustomerSource(Settings.from_env().customers_file).list_customers():
+        if c.customer_id == customer_id:
+            return c
     from .customers import customer_from_mapping  # noqa: PLC0415
 
     return customer_from_mapping({"customer_id": customer_id,
@@ -64,6 +63,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
         "rejected": c.rejected,
         "filtered": c.filtered,
         "replaced": c.replaced,
+        "over_table_budget": c.over_table_budget,
+        "over_budget_tables": result.over_budget_tables,
         "overflow_columns": result.overflow_columns,
         "empty_lines": c.empty_lines,
         "rows_written": result.rows_written,

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .naming import short_hash, snake_case
-from .schema_rules import TS_TYPE, cast_to, json_text, logical_type, storable, widen
+from .schema_rules import (TS_MAX_US, TS_MIN_US, TS_TYPE, TS_UNREPRESENTABLE_US, cast_to,
+                           json_text, logical_type, storable, widen)
 
 
 @dataclass
@@ -184,6 +185,17 @@ def parse_ts(value: Any) -> datetime | None:
     return None
 
 
+def _epoch_millis(arr: pa.Array) -> pa.Array:
+    """Epoch milliseconds -> timestamps; a number past any timestamp (1e20, inf, nan) becomes
+    an out-of-range marker instead of wrapping around int64, so its event is rejected."""
+    micros = pc.multiply(pc.cast(arr, pa.float64()), 1000.0)
+    inside = pc.and_(pc.greater_equal(micros, float(TS_MIN_US)),
+                     pc.less_equal(micros, float(TS_MAX_US)))
+    micros = pc.if_else(pc.fill_null(inside, True), micros, float(TS_UNREPRESENTABLE_US))
+    micros = pc.cast(micros, pa.int64(), safe=False)
+    return micros.cast(pa.timestamp("us")).cast(TS_TYPE)
+
+
 def timestamps(arr: pa.Array | None, n: int) -> pa.Array:
     """A timestamp field as UTC microseconds: ISO text (vectorized when the whole column
     parses; value by value otherwise), epoch millis, or Arrow's own inferred timestamps."""
@@ -193,8 +205,7 @@ def timestamps(arr: pa.Array | None, n: int) -> pa.Array:
     if pa.types.is_timestamp(t):
         return storable(arr) if arr.null_count < len(arr) else pa.nulls(n, TS_TYPE)
     if pa.types.is_integer(t) or pa.types.is_floating(t):
-        micros = pc.cast(pc.multiply(pc.cast(arr, pa.float64()), 1000.0), pa.int64(), safe=False)
-        return micros.cast(pa.timestamp("us")).cast(TS_TYPE)
+        return _epoch_millis(arr)
     if t == pa.string():
         try:
             return pc.cast(arr, TS_TYPE)

@@ -16,20 +16,26 @@ from typing import Any, Iterable, Mapping, Protocol
 
 import yaml
 
+from .settings import url_has_password
+
+# Per-event tables a customer's schema may hold; events past it load into `tracks` only.
+# Redshift caps a cluster at 9,900 tables, and each table slows every later load a little.
+DEFAULT_MAX_EVENT_TABLES = 500
 CUSTOMER_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# Schema names warehouses keep for themselves (DuckDB catalogs/schemas, Redshift/PostgreSQL
-# system schemas): a customer schema by that name would shadow or collide with them.
-RESERVED_SCHEMAS = frozenset({"main", "memory", "system", "temp", "information_schema",
-                              "public", "catalog", "default"})
 
 
 def _check_schema_name(cid: str, schema: str) -> None:
+    """Valid, and not a schema any registered warehouse keeps for itself (each backend says
+    which: a customer schema by that name would shadow or collide with it)."""
+    from .warehouse import reserved_by  # noqa: PLC0415 - warehouse -> normalize -> customers
+
     if not CUSTOMER_ID_RE.match(schema):
         raise CustomerConfigError(f"customer {cid}: schema {schema!r} is not a valid schema name")
-    if schema in RESERVED_SCHEMAS or schema.startswith(("pg_", "stl_", "stv_", "svv_")):
+    owner = reserved_by(schema)
+    if owner is not None:
         raise CustomerConfigError(
-            f"customer {cid}: schema {schema!r} is reserved by the warehouse; set 'schema' to "
-            "another name")
+            f"customer {cid}: schema {schema!r} is reserved by the warehouse ({owner}); set "
+            "'schema' to another name")
 
 
 class CustomerConfigError(ValueError):
@@ -49,6 +55,7 @@ class CustomerConfig:
     warehouse_url: str = ""  # overrides the platform warehouse for this customer
     event_allowlist: tuple[str, ...] = ()
     event_denylist: tuple[str, ...] = ()
+    max_event_tables: int = DEFAULT_MAX_EVENT_TABLES  # the table budget
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -94,7 +101,7 @@ def _str_tuple(value: Any, what: str) -> tuple[str, ...]:
 
 _KNOWN_KEYS = {
     "customer_id", "id", "start", "enabled", "name", "events_prefix", "schema",
-    "warehouse_url", "event_allowlist", "event_denylist",
+    "warehouse_url", "event_allowlist", "event_denylist", "max_event_tables",
 }
 
 
@@ -117,6 +124,14 @@ def customer_from_mapping(raw: Mapping[str, Any]) -> CustomerConfig:
         raise CustomerConfigError(f"customer {cid}: 'enabled' must be true or false")
     schema = raw.get("schema") or ""
     _check_schema_name(cid, schema or cid)
+    warehouse_url = str(raw.get("warehouse_url") or "")
+    if url_has_password(warehouse_url):
+        raise CustomerConfigError(f"customer {cid}: warehouse_url must not carry a password "
+                                  "(the URL is not repeated here)")
+    max_tables = raw.get("max_event_tables", DEFAULT_MAX_EVENT_TABLES)
+    if isinstance(max_tables, bool) or not isinstance(max_tables, int) or max_tables < 0:
+        raise CustomerConfigError(f"customer {cid}: 'max_event_tables' must be a whole number "
+                                  ">= 0")
     return CustomerConfig(
         customer_id=cid,
         start=start,
@@ -124,9 +139,10 @@ def customer_from_mapping(raw: Mapping[str, Any]) -> CustomerConfig:
         name=str(raw.get("name") or cid),
         events_prefix=str(raw.get("events_prefix") or "").strip("/"),
         schema=schema,
-        warehouse_url=str(raw.get("warehouse_url") or ""),
+        warehouse_url=warehouse_url,
         event_allowlist=_str_tuple(raw.get("event_allowlist"), f"customer {cid}: event_allowlist"),
         event_denylist=_str_tuple(raw.get("event_denylist"), f"customer {cid}: event_denylist"),
+        max_event_tables=max_tables,
         extra={k: v for k, v in raw.items() if k not in _KNOWN_KEYS},
     )
 

@@ -19,6 +19,7 @@ replace exactly one window on reload.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -34,8 +35,9 @@ from .columns import (Leaf, as_text, column, flatten_many, parse_ts, resolve_col
                       timestamps)
 from .customers import CustomerConfig
 from .naming import snake_case
-from .schema_rules import (TS_TYPE, cast_to, logical_type, oversized_rows, storable, unify,
-                           widen)
+from .schema_rules import (MAX_ROW_BYTES, TS_MAX_US, TS_MIN_US, TS_TYPE, cast_to, logical_type,
+                           out_of_range_rows, oversized_row_mask, oversized_rows, storable,
+                           unify, widen)
 
 __all__ = [
     "EVENT_TYPES", "LATEST_KEYED_TABLES", "LOADS_TABLE", "PARTITION_COLUMN", "REJECTS_TABLE",
@@ -93,7 +95,9 @@ ROW = "__row"  # block row number, carried while routing
 class LoadCounts:
     """Every event read ends up in exactly one of loaded/duplicates/rejected/filtered.
     `replaced` (set by the warehouse) counts loaded events that replaced a row the target
-    already held under the same message id outside the window: a subset of `loaded`."""
+    already held under the same message id outside the window: a subset of `loaded`.
+    `over_table_budget` (set by the warehouse) counts loaded track events kept in `tracks`
+    only, their event table refused by the customer's table budget: also within `loaded`."""
 
     files: int = 0
     bytes: int = 0
@@ -104,6 +108,7 @@ class LoadCounts:
     filtered: int = 0
     empty_lines: int = 0
     replaced: int = 0
+    over_table_budget: int = 0
 
     def balanced(self) -> bool:
         return self.read == self.loaded + self.duplicates + self.rejected + self.filtered
@@ -189,10 +194,12 @@ class Normalizer:
 
     def __init__(self, customer: CustomerConfig | None = None, loaded_at: datetime | None = None,
                  max_varchar_bytes: int = DEFAULT_MAX_VARCHAR_BYTES,
-                 block_bytes: int | None = None, prefetch: bool = True):
+                 block_bytes: int | None = None, prefetch: bool = True,
+                 max_row_bytes: int = MAX_ROW_BYTES):
         self.customer = customer
         self.loaded_at = loaded_at or datetime.now(timezone.utc)
         self.max_varchar_bytes = max_varchar_bytes
+        self.max_row_bytes = max_row_bytes
         self.block_bytes = block_bytes or blocks.BLOCK_BYTES
         self.prefetch = prefetch  # read + parse the next block in a worker thread
         self.counts = LoadCounts()
@@ -230,16 +237,18 @@ class Normalizer:
                 for f in group.files:
                     try:
                         contents.append((f.source, f.read(), f.hour))
-                    except UNREADABLE_FILE_ERRORS as exc:
-                        damaged.append((f, exc))
+                    except UNREADABLE_FILE_ERRORS as exc:  # its lines before the break load
+                        if getattr(exc, "readable", b""):
+                            contents.append((f.source, exc.readable, f.hour))
+                        damaged.append((f, getattr(exc, "line", 1), exc))
                 yield group, *join_files(contents), damaged
 
         for group, block, where, damaged in prefetched(parsed()) if self.prefetch else parsed():
             for f in group.files:
                 yield self._file_seen(f.size)
             yield self._counted(self._block(where, where, block))
-            for f, exc in damaged:
-                yield self._counted(self._unreadable(f.source, f.hour, 1, exc))
+            for f, line, exc in damaged:
+                yield self._counted(self._unreadable(f.source, f.hour, line, exc))
 
     def _unreadable(self, source: str, hour: datetime | None, line: int,
                     exc: BaseException) -> NormalizedBatch:
@@ -303,7 +312,7 @@ class Normalizer:
             reasons = reason.to_pylist()
             for i in pc.indices_nonzero(pc.invert(ok)).to_pylist():
                 rejects.append((lines[i], reasons[i], block.line(lines[i])))
-        ids = as_text(column(t, "messageId"), n)
+        ids = _message_ids(t, n, block, lines)
         if ids.null_count:
             ids = _hash_missing_ids(ids, block, lines)
         value_rejects: dict[int, str] = {}
@@ -361,13 +370,21 @@ class Normalizer:
         check_nul = block.may_hold_nul()
         # A value's text is never longer than its line, but for arrays re-encoded as JSON
         # (`1e15` -> `1000000000000000.0`): under an eighth of the limit, none can pass it.
-        if not check_nul and block.longest_line * 8 < self.max_varchar_bytes:
-            return {}
+        check_text = check_nul or block.longest_line * 8 >= self.max_varchar_bytes
+        # A row's CSV text: its line's values, arrays re-encoded (8x), quotes doubled (2x).
+        check_row = block.longest_line * 16 >= self.max_row_bytes
         found: dict[int, str] = {}
         for k, table in by_kind.items():
             table = _without_keyed(table)  # the same values are checked where they came from
-            for mask, why in oversized_rows(table, self.max_varchar_bytes, check_nul):
-                where = f"{TYPE_TABLES[k]}.{why.split(':', 1)[1]}"
+            bad = out_of_range_rows(table)
+            if check_text:
+                bad += oversized_rows(table, self.max_varchar_bytes, check_nul)
+            if check_row and (mask := oversized_row_mask(table.drop_columns([ROW]),
+                                                         self.max_row_bytes)) is not None:
+                bad.append((mask, "row_too_large:row"))
+            for mask, why in bad:
+                where = (TYPE_TABLES[k] if why.startswith("row_too_large")
+                         else f"{TYPE_TABLES[k]}.{why.split(':', 1)[1]}")
                 for row in table.column(ROW).filter(mask).to_pylist():
                     found.setdefault(row, f"{why.split(':', 1)[0]}:{where}")
         return found
@@ -428,7 +445,8 @@ class Normalizer:
         fallback = hour if per_row else pa.scalar(hour or self.loaded_at, TS_TYPE)
         received = pc.coalesce(received, sent, original, fallback)
         skew = pc.subtract(sent, original)
-        corrected = pc.coalesce(pc.subtract(received, skew), original, received)
+        corrected = _in_range(pc.subtract(received, skew))  # absurd skew: the client time
+        corrected = pc.coalesce(corrected, original, received)
         loaded = pa.repeat(pa.scalar(self.loaded_at, TS_TYPE), n)
         part_hour = (hour if per_row else pa.repeat(pa.scalar(hour, TS_TYPE), n)
                      if hour is not None else pc.floor_temporal(received, unit="hour"))
@@ -507,6 +525,14 @@ def _event_tables(t: pa.Table, n: int) -> pa.Array:
     return names.take(pc.index_in(text, value_set=uniq))
 
 
+def _in_range(ts: pa.Array) -> pa.Array:
+    """Timestamps outside years 1..9999 (computed from valid ones, e.g. a clock skew of
+    millennia) as null."""
+    micros = pc.cast(ts, pa.int64())
+    inside = pc.and_(pc.greater_equal(micros, TS_MIN_US), pc.less_equal(micros, TS_MAX_US))
+    return pc.if_else(inside, ts, pa.scalar(None, ts.type))
+
+
 def _kinds(t: pa.Table, n: int) -> pa.Array:
     """Lower-cased `type`, null where it is missing or not text."""
     typ = column(t, "type")
@@ -531,6 +557,24 @@ def _structural_reasons(t: pa.Table, kind: pa.Array) -> pa.Array:
     return pc.if_else(missing, "missing_type",
                       pc.if_else(pc.invert(known), unknown,
                                  pc.if_else(track_no_event, "track_without_event", null)))
+
+
+def _message_ids(t: pa.Table, n: int, block: ParsedBlock, lines: "_LazyLines") -> pa.Array:
+    """messageId as text, as the client sent it. Arrow reads an integer past int64 (or any
+    number with a fraction or exponent) as a double, where distinct ids past 2^53 collapse
+    into one value: such a column's ids are taken from their lines' text instead."""
+    raw = column(t, "messageId")
+    if raw is None or not pa.types.is_floating(raw.type):
+        return as_text(raw, n)
+    valid = pc.is_valid(raw).to_pylist()
+    return pa.array([_raw_number(block.line(lines[i]), "messageId") if ok else None
+                     for i, ok in enumerate(valid)], pa.string())
+
+
+def _raw_number(line: bytes, key: str) -> str | None:
+    """A top-level number's text exactly as written in the line (json keeps it as text)."""
+    value = json.loads(line, parse_int=str, parse_float=str, parse_constant=str).get(key)
+    return value if isinstance(value, str) else None
 
 
 def _hash_missing_ids(ids: pa.Array, block: ParsedBlock, lines: list[int]) -> pa.Array:

@@ -140,7 +140,8 @@ def load_window(store: EventStore, warehouse: Warehouse, customer: CustomerConfi
     result = warehouse.load_stream(customer.warehouse_schema, start, end, chunks,
                                    files=[f.key for f in window.files],
                                    before_commit=partial(check_reject_share,
-                                                         max_share=max_reject_share))
+                                                         max_share=max_reject_share),
+                                   max_event_tables=customer.max_event_tables)
     return window, result
 
 
@@ -165,4 +166,5 @@ def load_files(paths: Iterable[Path], customer: CustomerConfig, warehouse: Wareh
     return warehouse.load_stream(customer.warehouse_schema, now, now, stream,
                                  files=[str(p) for p in paths],
                                  before_commit=partial(check_reject_share,
-                                                       max_share=max_reject_share))
+                                                       max_share=max_reject_share),
+                                 max_event_tables=customer.max_event_tables)

@@ -14,6 +14,8 @@ from typing import Iterator
 
 from dagster import Backoff, Failure, Jitter, RetryPolicy
 
+from .warehouse.base import WAREHOUSE_CLASSES
+
 # 4 attempts over roughly 2 + 4 + 8 s (each +/- jitter): outlasts a connection blip or a
 # warehouse failover without holding a run slot for minutes.
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL,
@@ -22,7 +24,6 @@ TRANSIENT_S3_CODES = frozenset({
     "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
     "InternalError", "ServiceUnavailable", "503", "500",
 })
-TRANSIENT_WORDS = ("lock", "timeout", "timed out", "connection", "temporarily", "serializable")
 
 
 def _transient_types() -> tuple[type[BaseException], ...]:
@@ -30,11 +31,6 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     try:
         from botocore import exceptions as boto  # noqa: PLC0415 - optional backend
         types += [boto.ConnectionError, boto.ConnectionClosedError, boto.ReadTimeoutError]
-    except ImportError:
-        pass
-    try:
-        import redshift_connector  # noqa: PLC0415 - optional backend
-        types += [redshift_connector.InterfaceError]
     except ImportError:
         pass
     return tuple(types)
@@ -60,10 +56,8 @@ def _transient_itself(exc: BaseException) -> bool:
     code = getattr(exc, "response", {}) or {}
     if isinstance(code, dict) and code.get("Error", {}).get("Code") in TRANSIENT_S3_CODES:
         return True
-    name = type(exc).__name__
-    if name in {"IOException", "OperationalError"}:  # duckdb lock waits, DB-API disconnects
-        return any(word in str(exc).lower() for word in TRANSIENT_WORDS)
-    return False
+    # each warehouse knows its own driver's errors (lock waits, lost connections, timeouts)
+    return any(cls.is_transient_error(exc) for cls in WAREHOUSE_CLASSES.values())
 
 
 @contextmanager

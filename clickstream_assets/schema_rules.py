@@ -16,6 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 TS_TYPE = pa.timestamp("us", tz="UTC")
+# Timestamps every warehouse (and Python) can hold: years 1..9999 UTC. Redshift's COPY
+# refuses year 0; DuckDB would store an epoch-millis 1e20 wrapped to a year-290309-BC value.
+TS_MIN_US = -62135596800 * 1_000_000  # 0001-01-01T00:00:00Z
+TS_MAX_US = 253402300800 * 1_000_000 - 1  # 9999-12-31T23:59:59.999999Z
+# What a number too large for any timestamp becomes (out of range, so its event is rejected;
+# far enough from int64's ends that computing clock skew from it cannot overflow).
+TS_UNREPRESENTABLE_US = -(1 << 62)
 OVERFLOW_COLUMN = "_overflow"
 LOGICAL_TYPES = ("boolean", "integer", "float", "timestamp", "string")
 ARROW_TYPES = {"boolean": pa.bool_(), "integer": pa.int64(), "float": pa.float64(),
@@ -144,6 +151,42 @@ def oversized_rows(table: pa.Table, max_bytes: int, check_nul: bool
     return found
 
 
+# Redshift's COPY refuses an input row over 4 MB; guarded before staging on every warehouse.
+MAX_ROW_BYTES = 4 << 20
+_NON_TEXT_BYTES = 32  # an upper bound on a number, boolean or timestamp as CSV text
+
+
+def oversized_row_mask(table: pa.Table, max_bytes: int = MAX_ROW_BYTES) -> pa.Array | None:
+    """Rows whose CSV text could pass `max_bytes` (quotes doubled, a bound per non-text
+    value and separator), or None when none can."""
+    size = pa.repeat(pa.scalar(0, pa.int64()), table.num_rows)
+    for col in table.columns:
+        if col.type == pa.string():
+            length = pc.add(pc.binary_length(col).cast(pa.int64()),
+                            pc.count_substring(col, '"').cast(pa.int64()))
+            size = pc.add(size, pc.fill_null(pc.add(length, 3), 1))
+        else:
+            size = pc.add(size, pc.if_else(pc.is_valid(col), _NON_TEXT_BYTES + 1, 1))
+    if (pc.max(size).as_py() or 0) <= max_bytes:
+        return None
+    return pc.greater(size, max_bytes)
+
+
+def out_of_range_rows(table: pa.Table) -> list[tuple[pa.Array, str]]:
+    """(row mask, reason) for timestamps outside years 1..9999, which no warehouse holds
+    alike: one rule everywhere, the event is rejected with the column named."""
+    found = []
+    for name, col in zip(table.column_names, table.columns):
+        if not pa.types.is_timestamp(col.type) or col.null_count == len(col):
+            continue
+        micros = pc.cast(col, pa.int64())
+        bounds = pc.min_max(micros).as_py()
+        if bounds["min"] < TS_MIN_US or bounds["max"] > TS_MAX_US:
+            mask = pc.or_(pc.less(micros, TS_MIN_US), pc.greater(micros, TS_MAX_US))
+            found.append((pc.fill_null(mask, False), f"timestamp_out_of_range:{name}"))
+    return found
+
+
 def pack_overflow(table: pa.Table, keep: Iterable[str]) -> pa.Table:
     """Move every column not in `keep` into one JSON text column `_overflow` (nulls left out),
     so a table at the warehouse's column limit still keeps every value."""
@@ -186,3 +229,28 @@ class ColumnBudget:
             return table
         self.packed.setdefault(name, set()).update(extra)
         return pack_overflow(table, allowed)
+
+
+class TableBudget:
+    """Which per-event tables a load may write: those the schema has, plus new ones while
+    under `max_tables`. An event refused its table still loads into `tracks`; refused rows
+    are counted per table (`refused`)."""
+
+    def __init__(self, max_tables: int | None, existing: Iterable[str], fixed: frozenset[str]):
+        self.max_tables = max_tables
+        self.fixed = fixed
+        self.allowed = {t for t in existing if t not in fixed}
+        self.refused: dict[str, int] = {}
+
+    def admits(self, name: str, rows: int) -> bool:
+        if self.max_tables is None or name in self.fixed or name in self.allowed:
+            return True
+        if len(self.allowed) < self.max_tables:
+            self.allowed.add(name)
+            return True
+        self.refused[name] = self.refused.get(name, 0) + rows
+        return False
+
+    @property
+    def refused_events(self) -> int:
+        return sum(self.refused.values())

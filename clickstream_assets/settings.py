@@ -10,12 +10,47 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .shards import SHARD_ENV, Shard
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXAMPLE_CUSTOMERS_FILE = PACKAGE_DIR / "example_config" / "customers.yaml"
 DEFAULT_HOME = ".clickstream"
+_SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token")
+
+
+def url_has_password(url: str) -> bool:
+    """Whether a URL carries a password (user:password@, or a password-like parameter)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # a malformed netloc: treat as suspect rather than guess
+        return "@" in url
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    return (bool(password) or any(p in k.lower() for k, _ in params for p in _SECRET_PARAMS)
+            or any("://" in v and url_has_password(v) for _, v in params))  # endpoint_url=...
+
+
+def refuse_url_password(url: str, what: str) -> str:
+    """`url`, unless it carries a password: refused here, when settings are read, so no
+    definition, resource config or run snapshot ever holds it (the message omits the URL)."""
+    if url and url_has_password(url):
+        raise ValueError(f"{what} must not carry a password (the URL is not repeated here); "
+                         "put the password in the environment (Redshift: REDSHIFT_PASSWORD, or "
+                         "the variable named by password_env) and remove it from the URL")
+    return url
+
+
+def without_password(url: str) -> str:
+    """The URL with its userinfo password replaced by `***` (for what may be stored)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+
+
 HOME_CUSTOMERS_FILE = "customers.yaml"  # written by `clickstream demo`; preferred when present
 
 
@@ -46,8 +81,10 @@ class Settings:
             raise ValueError(f"CLICKSTREAM_MAX_REJECT_SHARE must be within 0..1, got {max_share}")
         return cls(
             home=home,
-            events_url=env.get("CLICKSTREAM_EVENTS_URL") or str(home / "events"),
-            warehouse_url=env.get("CLICKSTREAM_WAREHOUSE_URL")
+            events_url=refuse_url_password(env.get("CLICKSTREAM_EVENTS_URL") or "",
+                                           "CLICKSTREAM_EVENTS_URL") or str(home / "events"),
+            warehouse_url=refuse_url_password(env.get("CLICKSTREAM_WAREHOUSE_URL") or "",
+                                              "CLICKSTREAM_WAREHOUSE_URL")
             or f"duckdb://{home / 'warehouse.duckdb'}",
             customers_file=Path(env.get("CLICKSTREAM_CUSTOMERS_FILE") or _home_customers(home)),
             max_reject_share=max_share,

@@ -3,34 +3,48 @@
 `redshift-connector` speaks the PostgreSQL v3 protocol with Redshift's additions, and a plain
 PostgreSQL refuses it. This proxy sits between them and emulates, at the protocol level:
 
-- startup: drops the Redshift-only startup parameters (client_protocol_version,
+- startup: with `password` set, asks for it and refuses a wrong one with Redshift's FATAL
+  28000 (else, as by default, any login PostgreSQL's trust accepts); drops the Redshift-only
+  startup parameters (client_protocol_version,
   driver_version, os_version, driver_discovery_version, plugin_name, ...); answers an SSL
   request with "no TLS" (so the client's default verify-full fails, as it should against a
   server without a certificate); reports `server_version` 8.0.2 as Redshift does.
 - DDL: `DISTSTYLE x`, `DISTKEY (c)`, `[COMPOUND|INTERLEAVED] SORTKEY (c, ...)` and `ENCODE x`
   are accepted and removed (PostgreSQL has no such things), outside quoted text only.
-- `ALTER TABLE ... ALTER COLUMN ... TYPE`: rejected, as Redshift rejects it for anything but a
-  VARCHAR length, and for that too inside a transaction block; so code passing here does not
-  rely on in-place type changes.
+- `ALTER TABLE ... ALTER COLUMN ... [SET DATA] TYPE`: rejected, as Redshift rejects it for
+  anything but a VARCHAR length, and for that too inside a transaction block; so code passing
+  here does not rely on in-place type changes.
+- PostgreSQL-only grammar Redshift rejects fails here too: `ON CONFLICT`, `RETURNING`, several
+  `ADD COLUMN`s in one `ALTER TABLE`, `VARCHAR(n)` over 65,535, quoted identifiers over 127
+  bytes.
 - `COPY t (cols) FROM 's3://.../manifest' IAM_ROLE 'arn:aws:iam::...' MANIFEST GZIP CSV
   IGNOREHEADER 1 EMPTYASNULL TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF`: exactly these
   options (any other option, a missing one, or another value is an error, so the emulator
   cannot hide a typo). It reads the manifest and every entry from S3 (the moto server), gunzips
   them and streams each into PostgreSQL with `COPY ... FROM STDIN (FORMAT csv, HEADER true,
   FORCE_NULL (...))` on the client's own backend session, so temp tables and transactions
-  behave as on Redshift. A failed COPY aborts the transaction as on Redshift.
+  behave as on Redshift. A failed COPY aborts the transaction as on Redshift. Redshift's
+  limits that PostgreSQL lacks or differs on: an input row over 4 MB fails the COPY;
+  timestamps outside PostgreSQL's range (year 0, 1e20 ms) fail as PostgreSQL fails them.
 - faults for tests: drop the connection before a matching statement runs, or after it ran but
   before its reply reaches the client (a COMMIT whose outcome the client cannot know).
 
+- VARCHAR lengths in bytes on COPY: a staged value longer in bytes than its column's
+  VARCHAR(n) fails the COPY ("String length exceeds DDL length"), as on Redshift; PostgreSQL
+  counts characters, so without this a multi-byte value would load here and fail there.
+
 Not emulated: Redshift's SQL dialect beyond the above (queries run as PostgreSQL), TLS, IAM
 authentication, serializable-isolation errors (PostgreSQL runs read committed), slices,
-compression encodings, VARCHAR byte (not character) lengths, STL/SVV system tables,
+compression encodings, VARCHAR byte lengths outside COPY (INSERT ... SELECT counts
+characters), identifiers of 64-127 bytes (PostgreSQL cuts them to 63), STL/SVV system tables,
 `pg_last_copy_count()`, COPY's error table (stl_load_errors), UNLOAD.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import re
 import socket
@@ -46,6 +60,7 @@ DROPPED_STARTUP_PARAMS = {
 SSL_REQUEST, GSSENC_REQUEST, PROTOCOL_3 = 80877103, 80877104, 196608
 REDSHIFT_SERVER_VERSION = b"8.0.2"
 CHUNK = 1 << 16
+MAX_ROW_BYTES = 4 << 20  # Redshift: the largest input row COPY takes (4 MB)
 
 # the exact COPY options our warehouse emits, in order
 COPY_RE = re.compile(
@@ -56,7 +71,17 @@ ARN_RE = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]+$")
 EXPECTED_OPTIONS = [("IAM_ROLE", "arn"), ("MANIFEST", None), ("GZIP", None), ("CSV", None),
                     ("IGNOREHEADER", "1"), ("EMPTYASNULL", None), ("TIMEFORMAT", "'auto'"),
                     ("COMPUPDATE", "OFF"), ("STATUPDATE", "OFF")]
-ALTER_TYPE_RE = re.compile(r"\bALTER\s+(?:COLUMN\s+)?\S+\s+TYPE\b", re.I)
+ALTER_TYPE_RE = re.compile(r"\bALTER\s+(?:COLUMN\s+)?\S+\s+(?:SET\s+DATA\s+)?TYPE\b", re.I)
+# PostgreSQL grammar Redshift rejects, matched outside quoted text
+REDSHIFT_REJECTS = (
+    (re.compile(r"\bON\s+CONFLICT\b", re.I), "ON CONFLICT is not supported"),
+    (re.compile(r"\bRETURNING\b", re.I), "RETURNING is not supported"),
+    (re.compile(r"\bALTER\s+TABLE\b.*\bADD\b.*,\s*ADD\b", re.I | re.S),
+     "ALTER TABLE takes one ADD COLUMN per statement"),
+)
+VARCHAR_RE = re.compile(r"\b(?:VARCHAR|CHARACTER\s+VARYING)\s*\(\s*(\d+)\s*\)", re.I)
+MAX_VARCHAR_BYTES = 65535
+MAX_IDENTIFIER_BYTES = 127
 REDSHIFT_DDL_RE = re.compile(
     r"\b(?:DISTSTYLE\s+\w+|DISTKEY\s*(?=\()|(?:COMPOUND\s+|INTERLEAVED\s+)?SORTKEY\s*(?=\()"
     r"|ENCODE\s+\w+)", re.I)
@@ -133,6 +158,22 @@ def strip_redshift_ddl(sql: str) -> str:
     return "".join(out)
 
 
+def redshift_refusal(sql: str, plain: str) -> str | None:
+    """Why Redshift would reject this statement, for what the emulator checks, else None."""
+    for pattern, reason in REDSHIFT_REJECTS:
+        if pattern.search(plain):
+            return reason
+    for size in VARCHAR_RE.findall(plain):
+        if int(size) > MAX_VARCHAR_BYTES:
+            return f"VARCHAR({size}) is over the maximum of {MAX_VARCHAR_BYTES}"
+    for quoted, text in _split_quoted(sql):
+        if quoted and text.startswith('"'):
+            name = text[1:-1].replace('""', '"')
+            if len(name.encode()) > MAX_IDENTIFIER_BYTES:
+                return f"identifier of {len(name.encode())} bytes is over {MAX_IDENTIFIER_BYTES}"
+    return None
+
+
 def _unquoted_text(sql: str) -> str:
     """The statement with every quoted string/identifier replaced by a placeholder."""
     return "".join(("\"q\"" if text.startswith('"') else "'q'") if quoted else text
@@ -199,6 +240,9 @@ class RedshiftEmulator:
     statements: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     refuse_connections: bool = False
+    # when set, logins are checked as Redshift checks them (cleartext over the emulator's
+    # loopback): a wrong password gets Redshift's FATAL 28000, so the driver raises its own
+    password: str | None = None
     # the COPY role's keys, as Redshift reads S3 with them (default: the environment's)
     s3_credentials: dict = field(default_factory=dict)
 
@@ -309,11 +353,24 @@ class _Session:
             value, pos = _cstr(body, pos)
             if key not in DROPPED_STARTUP_PARAMS:
                 params.append(key + b"\0" + value + b"\0")
+        if self.emu.password is not None and not self._check_password(params):
+            return False
         startup = struct.pack("!i", PROTOCOL_3) + b"".join(params) + b"\0"
         self.backend = socket.create_connection((self.emu.backend_host, self.emu.backend_port))
         self.backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.backend.sendall(struct.pack("!i", len(startup) + 4) + startup)
         return True
+
+    def _check_password(self, params: list[bytes]) -> bool:
+        """Ask for the password (AuthenticationCleartextPassword); refuse a wrong one."""
+        user = next((p.split(b"\0")[1] for p in params if p.startswith(b"user\0")), b"")
+        self.client.sendall(_msg(b"R", struct.pack("!i", 3)))
+        kind, body = _read_msg(self.client)
+        if kind == b"p" and body.rstrip(b"\0").decode() == self.emu.password:
+            return True
+        self.client.sendall(_msg(b"E", b"SFATAL\0VFATAL\0C28000\0Mpassword authentication "
+                                 b"failed for user \"" + user + b"\"\0\0"))
+        return False
 
     def _pump_backend(self) -> None:
         try:
@@ -373,6 +430,9 @@ class _Session:
         if ALTER_TYPE_RE.search(plain) and re.search(r"\bALTER\s+TABLE\b", plain, re.I):
             return _raise_sql("emulator (as Redshift): ALTER COLUMN TYPE is not supported "
                               "here; only a VARCHAR length can grow, outside a transaction")
+        refusal = redshift_refusal(sql, plain)
+        if refusal:
+            return _raise_sql(f"emulator (as Redshift): {refusal}")
         if re.match(r"\s*COPY\b", plain, re.I) and "s3://" in sql:
             return _raise_sql("emulator: COPY FROM S3 is only supported through the extended "
                               "protocol")
@@ -469,6 +529,16 @@ class _Session:
         except EmulatorError as exc:
             self._fail(str(exc))
             return
+        too_big = next((n for n in map(_longest_csv_row, files) if n > MAX_ROW_BYTES), None)
+        if too_big is not None:  # Redshift refuses any input row over 4 MB
+            self._fail(f"emulator: COPY input row of {too_big} bytes exceeds Redshift's "
+                       f"limit of {MAX_ROW_BYTES} bytes")
+            return
+        too_long = self._over_varchar_bytes(copy["table"], files)
+        if too_long is not None:  # Redshift sizes VARCHAR in bytes; PostgreSQL in characters
+            self._fail(f"emulator (as Redshift): COPY failed: String length exceeds DDL length "
+                       f"({too_long})")
+            return
         total = 0
         try:
             for data in files:
@@ -482,6 +552,30 @@ class _Session:
             self._release_capture()
         self.emu.copies.append(sql)
         self.to_client(_msg(b"C", f"COPY {total}".encode() + b"\0"))
+
+    def _over_varchar_bytes(self, table: str, files: list[bytes]) -> str | None:
+        """The first value longer in bytes than its VARCHAR(n), if any (ASCII files cannot
+        hold one: there PostgreSQL's character count is the byte count)."""
+        if all(data.isascii() for data in files):
+            return None
+        literal = table.replace("'", "''")
+        msgs = self._backend_query(
+            "SELECT attname, atttypmod - 4 FROM pg_attribute WHERE attrelid = "
+            f"'{literal}'::regclass AND attnum > 0 AND NOT attisdropped "
+            "AND atttypid = 'character varying'::regtype AND atttypmod > 4")
+        self._release_capture()
+        limits = dict(_data_row(body) for code, body in msgs if code == b"D")
+        for data in files:
+            rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+            header = next(rows, [])
+            checked = [(i, name, int(limits[name])) for i, name in enumerate(header)
+                       if name in limits]
+            for row in rows:
+                for i, name, limit in checked:
+                    size = len(row[i].encode()) if i < len(row) else 0
+                    if size > limit:
+                        return f"column {name}: {size} bytes > VARCHAR({limit})"
+        return None
 
     def _manifest_files(self, url: str) -> list[bytes]:
         s3 = self.emu.s3()
@@ -526,6 +620,27 @@ class _Session:
         self._release_capture()
         self.to_client(_msg(b"E", _error_of(msgs)))
         self.skip_to_sync = True
+
+
+def _longest_csv_row(data: bytes) -> int:
+    """Bytes of the longest CSV record (quoted newlines kept inside their record); for a
+    file no larger than the row limit, its size (a bound that cannot exceed the limit)."""
+    if len(data) <= MAX_ROW_BYTES:  # no record can be longer than its file
+        return len(data)
+    rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    return max((len(",".join(r).encode()) for r in rows), default=0)
+
+
+def _data_row(body: bytes) -> tuple[str, str]:
+    """The first two text fields of a DataRow message."""
+    (count,) = struct.unpack("!h", body[:2])
+    fields, pos = [], 2
+    for _ in range(count):
+        (n,) = struct.unpack("!i", body[pos:pos + 4])
+        pos += 4
+        fields.append(body[pos:pos + n].decode() if n >= 0 else "")
+        pos += max(n, 0)
+    return fields[0], fields[1]
 
 
 def _error_of(msgs: list[tuple[bytes, bytes]]) -> bytes:

@@ -69,6 +69,7 @@ def redshift_url(redshift_emulator, redshift_db, s3, monkeypatch) -> str:
     redshift_emulator.copies.clear()
     redshift_emulator.statements.clear()
     redshift_emulator.refuse_connections = False
+    redshift_emulator.password = None
     s3.client().create_bucket(Bucket=STAGING_BUCKET)
     monkeypatch.setenv("REDSHIFT_PASSWORD", PASSWORD)
     return (f"redshift://postgres@127.0.0.1:{redshift_emulator.port}/{redshift_db}"

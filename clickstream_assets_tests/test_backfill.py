@@ -20,6 +20,7 @@ from .conftest import HOUR
 from .instance_harness import (
     asset_keys,
     deploy_config,
+    graphql,
     iterate_backfill_daemon,
     iterate_run_queue,
     launch_backfill,
@@ -77,6 +78,30 @@ def finish_backfill(ctx, instance, backfill_id: str) -> list:
     return instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
 
 
+PARTITION_STATUS = """
+query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  assetPartitionStatuses { ... on TimePartitionStatuses { ranges { status startKey endKey } } }
+} } }"""
+CATALOG = """
+query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+  assetMaterializations(limit: 1) { runId metadataEntries { label
+    ... on TableSchemaMetadataEntry { schema { columns { name type } } }
+    ... on IntMetadataEntry { intValue } } }
+} } }"""
+
+
+def materialized_ranges(ctx, key: list[str]) -> list[tuple[str, str]]:
+    node = graphql(ctx, PARTITION_STATUS, {"key": {"path": key}})["assetNodeOrError"]
+    return [(r["startKey"], r["endKey"]) for r in node["assetPartitionStatuses"]["ranges"]
+            if r["status"] == "MATERIALIZED"]
+
+
+def catalog_entry(ctx, key: list[str]) -> tuple[str, dict]:
+    """What a table's catalog page shows: its latest materialization's run and metadata."""
+    (mat,) = graphql(ctx, CATALOG, {"key": {"path": key}})["assetOrError"]["assetMaterializations"]
+    return mat["runId"], {e["label"]: e for e in mat["metadataEntries"]}
+
+
 def test_48_hour_backfill_is_one_run_equal_to_hour_by_hour(tmp_path, settings, store,
                                                            warehouse, customer):
     for hour in HOURS:
@@ -85,6 +110,18 @@ def test_48_hour_backfill_is_one_run_equal_to_hour_by_hour(tmp_path, settings, s
     with deploy_instance(tmp_path) as instance, workspace(
             instance, write_target(tmp_path, settings)) as ctx:
         runs = run_backfill(ctx, instance, asset_keys("acme"), partitions)
+        # The UI's partition bar: every hour of the range is materialized, nothing else.
+        assert materialized_ranges(ctx, ["acme", "raw_events"]) == [(partitions[0],
+                                                                    partitions[-1])]
+        # Each table's catalog page: recorded by that run, with schema and row count.
+        for table in ("tracks", "pages", "identifies", "users", "loads"):
+            run_id, meta = catalog_entry(ctx, ["acme", table])
+            assert run_id == runs[0].run_id
+            warehouse_table = "_clickstream_loads" if table == "loads" else table
+            assert meta["dagster/row_count"]["intValue"] == warehouse.row_counts(
+                "acme")[warehouse_table] > 0
+            columns = {c["name"] for c in meta["dagster/column_schema"]["schema"]["columns"]}
+            assert {"id", "received_at"} <= columns or table == "loads"
     assert len(runs) == 1
     (run,) = runs
     assert run.status == DagsterRunStatus.SUCCESS
@@ -100,6 +137,27 @@ def test_48_hour_backfill_is_one_run_equal_to_hour_by_hour(tmp_path, settings, s
     single = table_rows(warehouse, "acme")
     assert single == table_rows(hourly, "acme")
     assert len(single["tracks"]) > 48
+
+
+def test_a_range_rerun_after_late_files_converges(tmp_path, settings, store, warehouse,
+                                                 customer):
+    """A range reloaded after late files landed holds what loading it fresh holds."""
+    hours = HOURS[:6]
+    for hour in hours:
+        write_sample_hour(store, "acme", "acme", hour, 20)
+    partitions = [h.strftime(PARTITION_FORMAT) for h in hours]
+    with deploy_instance(tmp_path) as instance, workspace(
+            instance, write_target(tmp_path, settings)) as ctx:
+        run_backfill(ctx, instance, asset_keys("acme"), partitions)
+        before = warehouse.row_counts("acme")["tracks"]
+        for hour in hours[1::2]:  # late files in three of the hours
+            write_sample_hour(store, "acme", "late", hour, 15, files=1)  # new ids
+        (rerun,) = run_backfill(ctx, instance, asset_keys("acme"), partitions)
+        assert rerun.status == DagsterRunStatus.SUCCESS
+    fresh = DuckDBWarehouse(tmp_path / "fresh.duckdb")
+    load_window(store, fresh, customer, hours[0], hours[-1] + timedelta(hours=1))
+    assert table_rows(warehouse, "acme") == table_rows(fresh, "acme")
+    assert warehouse.row_counts("acme")["tracks"] > before
 
 
 def test_multi_customer_backfill_runs_one_bounded_run_per_customer(tmp_path, settings, store):

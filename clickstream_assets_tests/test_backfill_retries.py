@@ -13,12 +13,13 @@ from dagster import DagsterEventType, DagsterInstance, Failure, materialize
 from clickstream_assets.definitions import build_resources
 from clickstream_assets.factory import PARTITION_FORMAT, build_customer_assets
 from clickstream_assets.pipeline import RejectThresholdExceeded, load_window
-from clickstream_assets.resources import WarehouseResource
 from clickstream_assets.retries import RETRY_POLICY, is_transient, retry_only_transient
 from clickstream_assets.sample_events import write_sample_hour
 from clickstream_assets.warehouse import DuckDBWarehouse
 
 from .conftest import HOUR
+from .redshift_fixtures import *  # noqa: F403
+from .redshift_fixtures import PASSWORD
 from .test_backfill import table_rows
 
 HOURS = [HOUR + timedelta(hours=i) for i in range(3)]
@@ -101,20 +102,19 @@ def test_run_failing_midway_reruns_and_converges(tmp_path, settings, store, cust
     assert rerun == table_rows(clean, "acme") and rerun["tracks"]
 
 
-class RefusedLogin(WarehouseResource):
-    """A warehouse that refuses the login (wrong password): not transient."""
-
-    def get_warehouse(self, customer):
-        raise PermissionError("password authentication failed for user loader")
-
-
-def test_a_refused_login_fails_at_once_without_retries(settings, store, customer):
+def test_a_refused_login_fails_at_once_without_retries(settings, store, customer,
+                                                       redshift_url, redshift_emulator):
+    """The driver's own error for a wrong password (redshift-connector's InterfaceError,
+    SQLSTATE 28000, from the emulator checking logins as Redshift does) is not retried."""
     write_sample_hour(store, "acme", "acme", HOUR, 10)
-    resources = {**build_resources(settings), "warehouse": RefusedLogin(url=settings.warehouse_url)}
+    redshift_emulator.password = "not-the-one-in-the-environment"
+    on_redshift = type(settings)(**{**settings.__dict__, "warehouse_url": redshift_url})
     instance = DagsterInstance.ephemeral()
-    result = materialize(build_customer_assets(customer), instance=instance, resources=resources,
+    result = materialize(build_customer_assets(customer), instance=instance,
+                         resources=build_resources(on_redshift),
                          partition_key=HOUR.strftime(PARTITION_FORMAT), raise_on_error=False)
     assert not result.success
     assert not step_events(instance, result.run_id, DagsterEventType.STEP_UP_FOR_RETRY)
     [failure] = step_events(instance, result.run_id, DagsterEventType.STEP_FAILURE)
-    assert "opening the warehouse: PermissionError" in str(failure.dagster_event.event_specific_data)
+    text = str(failure.dagster_event.event_specific_data)
+    assert "InterfaceError" in text and "28000" in text and PASSWORD not in text

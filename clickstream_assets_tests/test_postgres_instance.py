@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import psycopg2
 import pytest
+import sqlalchemy
 from dagster import DagsterRunStatus, RunsFilter
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.scheduler.instigation import TickStatus
@@ -17,6 +18,7 @@ from dagster._daemon.sensor import execute_sensor_iteration
 from dagster_postgres import PostgresEventLogStorage
 
 from clickstream_assets.factory import PARTITION_FORMAT
+from clickstream_assets.instance_storage import PooledPostgresEventLogStorage
 from clickstream_assets.run_queue import CUSTOMER_TAG, TRIGGER_TAG
 from clickstream_assets.sample_events import write_sample_hour
 
@@ -67,7 +69,9 @@ def pg_instance(tmp_path, pg_schema, monkeypatch):
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "")
     monkeypatch.setenv("DAGSTER_PG_DB", "test")
     cfg = deploy_config()
-    cfg["storage"]["postgres"]["postgres_db"]["params"] = {"options": f"-csearch_path={pg_schema}"}
+    for storage in ("run_storage", "event_log_storage", "schedule_storage"):
+        cfg[storage]["config"]["postgres_db"]["params"] = {
+            "options": f"-csearch_path={pg_schema}"}
     # Runs execute in this process when the queue starts them (the deployment uses a
     # Kubernetes/ECS launcher; see docs/deploy.md).
     cfg["run_launcher"] = {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
@@ -81,6 +85,7 @@ def pg_instance(tmp_path, pg_schema, monkeypatch):
 def test_sensor_tick_run_and_backfill_on_postgres(tmp_path, settings, store, pg_instance,
                                                   pg_schema):
     instance = pg_instance
+    assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
     for hour in KEYS:
         write_sample_hour(store, "acme", "acme", hour, 10)
@@ -119,3 +124,13 @@ def _sensor_ids(ctx, name: str) -> tuple[str, str]:
     repo = next(iter(location.get_repositories().values()))
     sensor = repo.get_sensor(name)
     return sensor.get_remote_origin_id(), sensor.selector_id
+
+
+def test_the_event_log_keeps_its_connection_open(pg_instance):
+    """dagster-postgres alone connects once per statement; ours once per process."""
+    storage = pg_instance.event_log_storage
+    connects = []
+    sqlalchemy.event.listen(storage._engine, "connect", lambda *_: connects.append(1))
+    for _ in range(20):
+        storage.get_asset_keys()
+    assert len(connects) <= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 import redshift_connector
 
@@ -79,3 +80,48 @@ def test_in_place_type_change_is_rejected_as_on_redshift(redshift_url):
 def test_server_reports_a_redshift_version(redshift_url):
     with _connect(redshift_url) as (conn, _):
         assert (b"server_version", b"8.0.2") in conn.parameter_statuses
+
+
+@pytest.mark.parametrize("sql, reason", [
+    ('ALTER TABLE "t" ALTER COLUMN "a" SET DATA TYPE BIGINT', "ALTER COLUMN TYPE"),
+    ('INSERT INTO "t" ("a") VALUES (1) ON CONFLICT DO NOTHING', "ON CONFLICT"),
+    ('INSERT INTO "t" ("a") VALUES (1) RETURNING "a"', "RETURNING"),
+    ('ALTER TABLE "t" ADD COLUMN "b" BIGINT, ADD COLUMN "c" BIGINT', "one ADD COLUMN"),
+    ('ALTER TABLE "t" ADD COLUMN "b" VARCHAR(70000)', "over the maximum of 65535"),
+    ('ALTER TABLE "t" ADD COLUMN "' + "x" * 128 + '" BIGINT', "128 bytes is over 127"),
+])
+def test_grammar_redshift_rejects_fails_here_too(redshift_url, sql, reason):
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute('CREATE TEMP TABLE "t" ("a" INT)')
+        with pytest.raises(redshift_connector.ProgrammingError, match=reason):
+            cur.execute(sql)
+
+
+def test_what_redshift_accepts_still_passes(redshift_url):
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute('CREATE TEMP TABLE "t" ("a" INT, "on conflict" VARCHAR(65535))')
+        cur.execute('ALTER TABLE "t" ADD COLUMN "' + "y" * 127 + '" BIGINT')
+        cur.execute("INSERT INTO \"t\" (\"a\", \"on conflict\") VALUES (1, 'RETURNING, ADD')")
+        cur.execute('SELECT count(*) FROM "t"')
+        assert cur.fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("size, loads", [(256, False), (512, True)])
+def test_varchar_lengths_are_bytes_on_copy(redshift_url, size, loads):
+    """200 characters of 2 bytes: too long for VARCHAR(256) on Redshift, though PostgreSQL
+    (counting characters) would take them."""
+    wh = RedshiftWarehouse.from_url(redshift_url)
+    staged = wh.staging.stage_table(wh.staging.run_prefix("bytes", str(size)), "t",
+                                    pa.table({"id": ["m1"], "note": ["é" * 200]}))
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute(f'CREATE TEMP TABLE "stage-0" ("id" VARCHAR(256), "note" VARCHAR({size}))')
+        copy = wh.copy_sql('"stage-0"', ["id", "note"], staged.manifest_url)
+        if not loads:
+            with pytest.raises(redshift_connector.ProgrammingError,
+                               match=r"String length exceeds DDL length.*400 bytes"):
+                cur.execute(copy)
+        else:
+            cur.execute(copy)
+            cur.execute('SELECT length("note") FROM "stage-0"')
+            assert cur.fetchone()[0] == 200
+        conn.rollback()

@@ -19,6 +19,7 @@ from clickstream_assets.naming import snake_case
 from clickstream_assets.normalize import Normalizer
 from clickstream_assets.warehouse import DuckDBWarehouse, Warehouse, warehouse_from_url
 
+from .postgres_fixtures import *  # noqa: F403
 from .redshift_fixtures import *  # noqa: F403
 
 HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
@@ -27,12 +28,12 @@ CUSTOMER = CustomerConfig(customer_id="acme", start=datetime(2026, 11, 1, tzinfo
 KEY_AND_TIMES = {"id", "received_at", "loaded_at", "uuid_ts"}
 
 
-@pytest.fixture(params=["duckdb", "redshift"])
+@pytest.fixture(params=["duckdb", "redshift", "postgresql"])
 def wh(request, tmp_path) -> Warehouse:
     if request.param == "duckdb":
         warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     else:
-        warehouse = warehouse_from_url(request.getfixturevalue("redshift_url"))
+        warehouse = warehouse_from_url(request.getfixturevalue(f"{request.param}_url"))
     yield warehouse
     warehouse.close()
 

@@ -1,7 +1,7 @@
 """The warehouse contract: every implementation passes the same suite.
 
 DuckDB runs embedded; Redshift runs through redshift-connector -> the wire-protocol emulator
--> PostgreSQL, with load files staged in the moto S3 server.
+-> PostgreSQL, with load files staged in the moto S3 server; PostgreSQL is the real one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.normalize import Normalizer
 from clickstream_assets.warehouse import DuckDBWarehouse, Warehouse, warehouse_from_url
 
+from .postgres_fixtures import *  # noqa: F403
+from .postgres_fixtures import PG_PASSWORD
 from .redshift_fixtures import *  # noqa: F403
 from .redshift_fixtures import PASSWORD
 
@@ -24,12 +26,12 @@ SCHEMA = "acme"
 CUSTOMER = CustomerConfig(customer_id="acme", start=datetime(2026, 11, 1, tzinfo=timezone.utc))
 
 
-@pytest.fixture(params=["duckdb", "redshift"])
+@pytest.fixture(params=["duckdb", "redshift", "postgresql"])
 def wh(request, tmp_path) -> Warehouse:
     if request.param == "duckdb":
         warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     else:
-        warehouse = warehouse_from_url(request.getfixturevalue("redshift_url"))
+        warehouse = warehouse_from_url(request.getfixturevalue(f"{request.param}_url"))
     yield warehouse
     warehouse.close()
 
@@ -128,11 +130,14 @@ def test_string_growth_keeps_values(wh):
 
 
 def test_users_keep_the_latest_traits(wh):
+    """Per trait: the newest non-null value wins, and a trait only an older call sent stays."""
     load(wh, [identify("i2", "u1", 30, plan="pro")], HOUR)
-    load(wh, [identify("i1", "u1", 10, plan="free"), identify("i3", "u2", 10, plan="free")],
-         HOUR - timedelta(hours=1))
-    rows = dict(wh.query(f'SELECT "id", "plan" FROM "{SCHEMA}"."users"'))
-    assert rows == {"u1": "pro", "u2": "free"}
+    load(wh, [identify("i1", "u1", 10, plan="free", company="Old"),
+              identify("i3", "u2", 10, plan="free")], HOUR - timedelta(hours=1))
+    load(wh, [identify("i4", "u1", 5, name="Ann")], NEXT)
+    rows = {r[0]: r[1:] for r in wh.query(
+        f'SELECT "id", "plan", "company", "name" FROM "{SCHEMA}"."users"')}
+    assert rows == {"u1": ("pro", "Old", "Ann"), "u2": ("free", None, None)}
 
 
 def test_table_columns_report_logical_types(wh):
@@ -159,4 +164,4 @@ def test_hostile_names_and_values_are_data(wh):
 
 
 def test_description_has_no_secret(wh):
-    assert PASSWORD not in wh.description
+    assert PASSWORD not in wh.description and PG_PASSWORD not in wh.description

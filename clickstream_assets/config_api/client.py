@@ -29,6 +29,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from ..settings import without_password
 from .breaker import shared_breaker
 from .cache import Cached, FileCache
 from .contract import CUSTOMER_SECRETS_QUERY, CUSTOMERS_QUERY, PAGE_SIZE, strip_secrets
@@ -193,7 +194,7 @@ class ConfigApiClient:
                                 max_retry_seconds)["customers"]
             nodes.extend(edge["node"] for edge in page["edges"])
             if not page["pageInfo"]["hasNextPage"]:
-                return strip_secrets(nodes)
+                return _url_passwords_masked(strip_secrets(nodes))
             after = page["pageInfo"]["endCursor"]
 
     def customer_nodes(self, force: bool = False) -> Cached:
@@ -225,6 +226,16 @@ class ConfigApiClient:
         creds = WarehouseCredentials(wh["url"], wh.get("user"), wh.get("password")) if wh else None
         self._secrets[customer_id] = (now, creds)
         return creds
+
+
+def _url_passwords_masked(nodes: list[dict]) -> list[dict]:
+    """Nodes whose warehouse URL carries a password get it masked (`***`) before anything is
+    cached; parsing such a customer then fails with a clear error instead of a silent strip."""
+    for node in nodes:
+        wh = node.get("warehouse") if isinstance(node, dict) else None
+        if isinstance(wh, dict) and isinstance(wh.get("url"), str):
+            wh["url"] = without_password(wh["url"])
+    return nodes
 
 
 def fingerprint(nodes: list[dict]) -> str:

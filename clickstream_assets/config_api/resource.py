@@ -14,7 +14,7 @@ from dagster import ConfigurableResource
 from ..customers import CustomerConfig
 from ..resources import WarehouseResource
 from ..settings import Settings
-from ..warehouse import Warehouse, warehouse_from_url
+from ..warehouse import Warehouse, takes_login, warehouse_from_url
 from .client import ClientOptions, ConfigApiClient
 from .source import API_SOURCE
 
@@ -75,10 +75,11 @@ def _client_for(options: ClientOptions) -> ConfigApiClient:
 
 
 def with_user(url: str, user: str | None) -> str:
-    """`scheme://host/db` + user -> `scheme://user@host/db` (DuckDB: unchanged). The password
-    never goes into a URL: `warehouse_from_url` takes it in memory."""
+    """`scheme://host/db` + user -> `scheme://user@host/db` (unchanged for a warehouse that
+    takes no login, such as a DuckDB file). The password never goes into a URL:
+    `warehouse_from_url` takes it in memory."""
     parts = urlsplit(url)
-    if parts.scheme == "duckdb" or not user:
+    if not takes_login(url) or not user:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host}"))

@@ -6,9 +6,10 @@ connection and waits (bounded) for the file lock; concurrent runs serialize inst
 
 from __future__ import annotations
 
-import json
 import random
+import tempfile
 import time
+import uuid
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,17 +18,13 @@ from typing import Callable, Iterable, Iterator
 import duckdb
 import pyarrow as pa
 
-from ..naming import qualified, quote_ident
-from ..normalize import (
-    LATEST_KEYED_TABLES,
-    LOADS_TABLE,
-    PARTITION_COLUMN,
-    TYPE_TABLES,
-    LoadCounts,
-    NormalizedBatch,
-)
+from ..customers import DEFAULT_MAX_EVENT_TABLES
+from ..naming import quote_ident
+from ..normalize import LATEST_KEYED_TABLES, LoadCounts, NormalizedBatch, latest_per_key
 from ..schema_rules import ColumnBudget, unify
-from .base import LoadResult, Warehouse, logical_type, register_warehouse, widen
+from .base import LoadResult, logical_type, register_warehouse, widen
+from .column_plan import MAX_COLUMNS, ColumnType
+from .load_sequence import SqlWarehouse, Stage
 
 SQL_TYPES = {
     "boolean": "BOOLEAN",
@@ -45,30 +42,27 @@ FROM_SQL = {
     "TIMESTAMP": "timestamp",
     "VARCHAR": "string",
 }
-LOADS_COLUMNS = (
-    ("window_start", "timestamp"), ("window_end", "timestamp"), ("files", "integer"),
-    ("bytes", "integer"), ("read", "integer"), ("loaded", "integer"),
-    ("duplicates", "integer"), ("rejected", "integer"), ("filtered", "integer"),
-    ("replaced", "integer"),
-    ("rows_written", "string"), ("started_at", "timestamp"), ("finished_at", "timestamp"),
-    ("status", "string"),
-)
 LOCK_WAIT_SECONDS = 120.0
-# One row per event lands in exactly one of these: rows they lose by id are replaced events.
-EVENT_TABLES = frozenset(TYPE_TABLES.values())
-MAX_COLUMNS = 1600  # Redshift's limit, so a schema loaded here fits there too
 # The file is attached under this alias rather than opened directly: DuckDB names a directly
 # opened database after its file stem, and a customer schema with the same name (a file
 # `acme.duckdb` holding schema `acme`) then makes every `"acme"."t"` ambiguous. Customer ids
 # cannot contain '-', so this alias never collides with a schema.
 CATALOG = "clickstream-warehouse"
 # A window's normalized rows are held as Arrow tables up to this size and inserted straight
-# into the file at commit (no second copy); past it, they spill to an in-memory DuckDB staging
-# database chunk by chunk, so memory stays bounded whatever the window's size.
-STAGE_ARROW_BYTES = 512 << 20
+# into the file at commit (no second copy); past it, they spill chunk by chunk to a staging
+# database in a temporary file, so memory stays bounded whatever the window's size.
+STAGE_ARROW_BYTES = 128 << 20
+STAGE_CATALOG = "clickstream_stage"
+# DuckDB's own memory for the staging connection (it pages the staging file past this).
+STAGE_MEMORY_LIMIT = "256MB"
 
 
-class DuckDBWarehouse(Warehouse):
+class DuckDBWarehouse(SqlWarehouse):
+    # DuckDB's own catalogs and schemas (and the PostgreSQL-compatible catalog it exposes)
+    reserved_schemas = frozenset({"main", "memory", "system", "temp", "information_schema",
+                                  "pg_catalog", "catalog", "default"})
+    takes_login = False  # a file has no login
+
     def __init__(self, path: str | Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS,
                  max_columns: int | None = MAX_COLUMNS,
                  stage_arrow_bytes: int = STAGE_ARROW_BYTES):
@@ -171,131 +165,94 @@ class DuckDBWarehouse(Warehouse):
 
     def load_stream(self, schema: str, window_start: datetime, window_end: datetime,
                     chunks: Iterable[NormalizedBatch], files: list[str] | None = None,
-                    before_commit: Callable[[LoadCounts], None] | None = None) -> LoadResult:
+                    before_commit: Callable[[LoadCounts], None] | None = None,
+                    max_event_tables: int | None = DEFAULT_MAX_EVENT_TABLES) -> LoadResult:
         """Stage chunks in an in-memory DuckDB as they come (the warehouse file stays
         unlocked meanwhile), then replace the window in one transaction."""
         started = datetime.now(timezone.utc)
         counts = LoadCounts()
         result = LoadResult(schema, window_start, window_end, counts)
         budget = self.column_budget(schema)
-        with closing(duckdb.connect(config={"threads": 1})) as con:
+        tables = self.table_budget(schema, max_event_tables)
+        with _staging_connection(self.path.parent) as con:
             staging = Staging(con, self.stage_arrow_bytes)
             for chunk in chunks:
                 counts.add(chunk.counts)
-                for name, table in chunk.tables.items():
-                    staging.add(name, budget.fit(name, table))
+                for name, table in sorted(chunk.tables.items()):
+                    if tables.admits(name, table.num_rows):
+                        staging.add(name, budget.fit(name, table))
             staging.seal()
+            counts.over_table_budget += tables.refused_events
+            result.over_budget_tables = dict(tables.refused)
             if before_commit is not None:
                 before_commit(counts)
             result.overflow_columns = {t: sorted(c) for t, c in budget.packed.items()}
+            stages = {name: Stage(staging.ref(name),
+                                  {c: ColumnType(t) for c, t in types.items()},
+                                  staging.rows[name]) for name, types in staging.types.items()}
             with self._connect(con=con) as con:
-                self._replace(con, schema, staging, result, started)
+                self.replace_window(con, schema, stages, result, started, uuid.uuid4().hex)
         return result
 
-    def _replace(self, con, schema: str, staging: "Staging", result: LoadResult,
-                 started: datetime) -> None:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
-            for name in sorted(staging.types):
-                self._evolve(con, schema, name, staging.types[name], result)
-            self._delete_window(con, schema, result.window_start, result.window_end)
-            for name in sorted(staging.types):
-                result.rows_written[name] = self._merge(con, schema, name, staging, result)
-            self._audit(con, schema, result, started)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    @classmethod
+    def is_transient_error(cls, exc: BaseException) -> bool:
+        """Another process holds the file's write lock past our wait: it will let go."""
+        return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
-    def _existing_columns(self, con, schema: str, table: str) -> dict[str, str]:
-        rows = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
-            [schema, table]).fetchall()
-        return {name: FROM_SQL.get(typ, "string") for name, typ in rows}
+    # -- dialect ---------------------------------------------------------------------------
+    def sql_type(self, t: ColumnType) -> str:
+        return SQL_TYPES[t.logical]
 
-    def _evolve(self, con, schema: str, name: str, incoming: dict[str, str],
-                result: LoadResult) -> None:
-        """Create the table, add new columns, widen conflicting ones (earlier rows survive)."""
-        existing = self._existing_columns(con, schema, name)
-        target = qualified(schema, name)
-        if not existing:
-            cols = ", ".join(f"{quote_ident(c)} {SQL_TYPES[t]}" for c, t in incoming.items())
-            con.execute(f"CREATE TABLE {target} ({cols})")
-            return
-        for col, typ in incoming.items():
-            if col not in existing:
-                con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(col)} {SQL_TYPES[typ]}")
-                result.new_columns.setdefault(name, []).append(col)
-            elif widen(existing[col], typ) != existing[col]:
-                wider = widen(existing[col], typ)
-                con.execute(f"ALTER TABLE {target} ALTER COLUMN {quote_ident(col)} "
-                            f"TYPE {SQL_TYPES[wider]}")
-                result.widened_columns.setdefault(name, []).append(col)
+    def cast_expr(self, column_sql: str, source: ColumnType, target: ColumnType) -> str:
+        if source.logical == target.logical:
+            return column_sql
+        if target.logical == "float":
+            return f"CAST({column_sql} AS DOUBLE)"
+        if source.logical == "boolean":  # as Redshift renders it
+            return f"CASE WHEN {column_sql} THEN 'true' WHEN NOT {column_sql} THEN 'false' END"
+        if source.logical == "timestamp":  # as Redshift's TO_CHAR renders it
+            return f"strftime({column_sql}, '%Y-%m-%d %H:%M:%S.%f')"
+        if source.logical == "float":  # 3.0 -> '3', as PostgreSQL and Redshift render it
+            return (f"CASE WHEN {column_sql} = floor({column_sql}) AND abs({column_sql}) < 1e15 "
+                    f"THEN CAST(CAST({column_sql} AS BIGINT) AS VARCHAR) "
+                    f"ELSE CAST({column_sql} AS VARCHAR) END")
+        return f"CAST({column_sql} AS {SQL_TYPES[target.logical]})"
 
-    def _delete_window(self, con, schema: str, start: datetime, end: datetime) -> None:
-        """Every window-scoped table in the schema loses the window's rows, loaded or not now."""
-        tables = con.execute(
-            "SELECT table_name FROM information_schema.columns "
-            "WHERE table_catalog = current_database() AND table_schema = ? AND column_name = ?",
-            [schema, PARTITION_COLUMN]).fetchall()
-        for (name,) in tables:
-            con.execute(f"DELETE FROM {qualified(schema, name)} "
-                        f"WHERE {quote_ident(PARTITION_COLUMN)} >= ? "
-                        f"AND {quote_ident(PARTITION_COLUMN)} < ?", [start, end])
+    def widen_column_sql(self, target: str, col: str, old: ColumnType,
+                         new: ColumnType) -> list[str]:
+        return [f"ALTER TABLE {target} ALTER COLUMN {quote_ident(col)} TYPE "
+                f"{SQL_TYPES[new.logical]} USING {self.cast_expr(quote_ident(col), old, new)}"]
 
-    def _merge(self, con, schema: str, name: str, staging: "Staging",
-               result: LoadResult) -> int:
-        target, staged = qualified(schema, name), staging.ref(name)
-        if name in LATEST_KEYED_TABLES:
-            return self._merge_latest(con, target, staged,
-                                      list(self._existing_columns(con, schema, name)),
-                                      LATEST_KEYED_TABLES[name])
-        if "id" in staging.types[name]:
-            deleted = con.execute(
-                f"DELETE FROM {target} WHERE id IN (SELECT id FROM {staged})").fetchone()[0]
-            if name in EVENT_TABLES:
-                result.counts.replaced += deleted
-        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staged}")
-        return staging.rows[name]
+    def existing_columns(self, session, schema: str) -> dict[str, dict[str, ColumnType]]:
+        out: dict[str, dict[str, ColumnType]] = {}
+        for table, col, typ in self.fetch(
+                session, "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_catalog = current_database() AND table_schema = ? "
+                "ORDER BY table_name, ordinal_position", [schema]):
+            out.setdefault(table, {})[col] = ColumnType(FROM_SQL.get(typ, "string"))
+        return out
 
-    def _merge_latest(self, con, target: str, staged: str, columns: list[str],
-                      key: str) -> int:
-        """users/accounts: per key, each column's newest non-null value across what the
-        table holds and what arrives (a trait sent once survives identifies without it)."""
-        k = quote_ident(key)
-        cols = [c for c in columns if c != key]
-        aggs = ", ".join(
-            f"max({quote_ident(c)}) AS {quote_ident(c)}" if c in ("received_at", "loaded_at",
-                                                                   "uuid_ts")
-            else f"arg_max({quote_ident(c)}, received_at) FILTER (WHERE {quote_ident(c)} "
-                 f"IS NOT NULL) AS {quote_ident(c)}" for c in cols)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _latest AS SELECT {k}, {aggs} FROM ("
-                    f"SELECT * FROM {target} WHERE {k} IN (SELECT {k} FROM {staged}) "
-                    f"UNION ALL BY NAME SELECT * FROM {staged}) GROUP BY {k}")
-        con.execute(f"DELETE FROM {target} WHERE {k} IN (SELECT {k} FROM {staged})")
-        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM temp._latest")
-        n = con.execute("SELECT count(*) FROM temp._latest").fetchone()[0]
-        con.execute("DROP TABLE temp._latest")
-        return n
+    def schema_exists(self, session, schema: str) -> bool:
+        return bool(self.fetch(session, "SELECT count(*) FROM information_schema.schemata "
+                                        "WHERE catalog_name = current_database() "
+                                        "AND schema_name = ?", [schema])[0][0])
 
-    def _audit(self, con, schema: str, result: LoadResult, started: datetime) -> None:
-        target = qualified(schema, LOADS_TABLE)
-        cols = ", ".join(f"{quote_ident(c)} {SQL_TYPES[t]}" for c, t in LOADS_COLUMNS)
-        con.execute(f"CREATE TABLE IF NOT EXISTS {target} ({cols})")
-        for col, typ in LOADS_COLUMNS:  # audit tables from older versions gain new columns
-            con.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {quote_ident(col)} "
-                        f"{SQL_TYPES[typ]}")
-        c = result.counts
-        con.execute(
-            f"INSERT INTO {target} BY NAME SELECT ? AS window_start, ? AS window_end, ? AS files, "
-            "? AS bytes, ? AS read, ? AS loaded, ? AS duplicates, ? AS rejected, ? AS filtered, "
-            "? AS replaced, ? AS rows_written, ? AS started_at, ? AS finished_at, ? AS status",
-            [result.window_start, result.window_end, c.files, c.bytes, c.read, c.loaded,
-             c.duplicates, c.rejected, c.filtered, c.replaced,
-             json.dumps(result.rows_written, sort_keys=True),
-             started, datetime.now(timezone.utc), "succeeded"])
+    def run(self, session, sql: str, params: list | None = None) -> int:
+        rows = session.execute(sql, params or []).fetchall()
+        # DuckDB answers DELETE/INSERT with one row holding the count; DDL with none
+        return rows[0][0] if len(rows) == 1 and isinstance(rows[0][0], int) else 0
+
+    def fetch(self, session, sql: str, params: list | None = None) -> list[tuple]:
+        return session.execute(sql, params or []).fetchall()
+
+    def begin(self, session) -> None:
+        session.begin()
+
+    def commit(self, session) -> None:
+        session.commit()
+
+    def rollback(self, session) -> None:
+        session.rollback()
 
 
 class Staging:
@@ -316,10 +273,15 @@ class Staging:
     def ref(self, name: str) -> str:
         if name in self._arrow:
             return f"temp.main.{quote_ident(self._arrow[name])}"
-        return f"memory.main.{quote_ident('stg_' + name)}"
+        return f"{quote_ident(STAGE_CATALOG)}.main.{quote_ident('stg_' + name)}"
 
     def add(self, name: str, table: pa.Table) -> None:
         if not table.num_rows:
+            return
+        if name in LATEST_KEYED_TABLES:  # one row per key: held whole, as small as its keys
+            held = self._held.get(name, [])
+            self._held[name] = [latest_per_key(unify(held + [table]),
+                                               LATEST_KEYED_TABLES[name])]
             return
         self._held.setdefault(name, []).append(table)
         self._held_bytes += table.nbytes
@@ -343,10 +305,13 @@ class Staging:
         self._held, self._held_bytes = {}, 0
 
     def _spill(self) -> None:
-        for name, tables in self._held.items():
+        for name, tables in list(self._held.items()):
+            if name in LATEST_KEYED_TABLES:
+                continue
             for t in tables:
                 self._insert(name, t)
-        self._held, self._held_bytes = {}, 0
+            del self._held[name]
+        self._held_bytes = 0
 
     def _insert(self, name: str, table: pa.Table) -> None:
         incoming = {f.name: logical_type(f.type) for f in table.schema}
@@ -373,7 +338,20 @@ class Staging:
             self.con.unregister("_chunk")
 
 
-register_warehouse("duckdb", DuckDBWarehouse.from_url)
+@contextmanager
+def _staging_connection(near: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory connection with a staging database in a temporary file (next to the
+    warehouse, removed after): spilled chunks go to disk, not to memory."""
+    near.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".clickstream-stage-", dir=near) as tmp, \
+            closing(duckdb.connect(config={"threads": 1, "memory_limit": STAGE_MEMORY_LIMIT,
+                                           "temp_directory": tmp})) as con:
+        con.execute(f"ATTACH {_sql_string(str(Path(tmp) / 'stage.duckdb'))} "
+                    f"AS {quote_ident(STAGE_CATALOG)}")
+        yield con
+
+
+register_warehouse("duckdb", DuckDBWarehouse)
 
 
 def _sql_string(value: str) -> str:

@@ -16,7 +16,6 @@ The password comes only from the environment (never the URL, logs or errors).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
@@ -26,20 +25,26 @@ from datetime import datetime, timezone
 from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import pyarrow as pa
-
 from ..naming import qualified, quote_ident
-from ..normalize import LATEST_KEYED_TABLES, LOADS_TABLE, PARTITION_COLUMN, NormalizedBatch
-from .base import LoadResult, Warehouse, register_warehouse
+from ..normalize import LOADS_TABLE, PARTITION_COLUMN, NormalizedBatch
+from .base import LoadResult, register_warehouse
+from .load_sequence import (
+    CommitOutcomeUnknown,
+    LoadNotCommitted,
+    SqlWarehouse,
+    Stage,
+    transient_sqlstate,
+)
 from .redshift_types import (
+    MAX_COLUMNS,
     ColumnLimitExceeded,
     ColumnType,
-    EvolutionPlan,
     cast_expr,
     column_types,
     from_information_schema,
     plan_evolution,
     rebuild_column_sql,
+    sql_type,
 )
 from .s3_staging import S3Staging, StagedTable
 
@@ -52,24 +57,6 @@ DEFAULT_PORT = 5439
 SSLMODES = ("verify-full", "verify-ca", "require", "disable")
 SORT_KEYS = ("received_at", PARTITION_COLUMN)
 VERIFY_TIMEOUT_SECONDS = 300
-LOADS_COLUMNS = (
-    ("window_start", "TIMESTAMPTZ"), ("window_end", "TIMESTAMPTZ"), ("files", "BIGINT"),
-    ("bytes", "BIGINT"), ("read", "BIGINT"), ("loaded", "BIGINT"), ("duplicates", "BIGINT"),
-    ("rejected", "BIGINT"), ("filtered", "BIGINT"), ("rows_written", "VARCHAR(65535)"),
-    ("started_at", "TIMESTAMPTZ"), ("finished_at", "TIMESTAMPTZ"), ("status", "VARCHAR(32)"),
-    ("load_id", "VARCHAR(64)"), ("staging_prefix", "VARCHAR(1024)"), ("copies", "BIGINT"),
-)
-
-
-class CommitOutcomeUnknown(RuntimeError):
-    """The connection broke during COMMIT and the audit table could not be read to tell
-    whether the load landed. Look for `load_id` in the schema's `_clickstream_loads`."""
-
-
-class LoadNotCommitted(RuntimeError):
-    """The connection broke before the load committed; the target is unchanged."""
-
-
 @dataclass(frozen=True)
 class RedshiftSettings:
     host: str
@@ -124,26 +111,11 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-_LOAD_TIMES = ("received_at", "loaded_at", "uuid_ts")
+class RedshiftWarehouse(SqlWarehouse):
+    max_columns = MAX_COLUMNS  # past it, new properties go to `_overflow`
+    reserved_schemas = frozenset({"public", "information_schema", "catalog_history"})
+    reserved_schema_prefixes = ("pg_", "stl_", "stv_", "svv_", "svl_", "sys_")
 
-
-def _latest_expr(col: str, incoming: dict[str, ColumnType], target: dict[str, ColumnType],
-                 key: str) -> str:
-    """One column of a users/accounts merge (staged row `s`, target row `t`, which may be
-    missing): the staged value when it is not null and at least as new as the target's."""
-    q = quote_ident(col)
-    if col == key:
-        return f"s.{q}"
-    if col not in incoming:
-        return f"t.{q}"
-    staged = cast_expr(f"s.{q}", incoming[col], target[col])
-    if col in _LOAD_TIMES:
-        return f"GREATEST({staged}, t.{q})"
-    return (f"CASE WHEN s.{q} IS NOT NULL AND (t.{q} IS NULL "
-            f"OR s.\"received_at\" >= t.\"received_at\") THEN {staged} ELSE t.{q} END")
-
-
-class RedshiftWarehouse(Warehouse):
     def __init__(self, settings: RedshiftSettings, s3_client=None, password: str | None = None):
         self.settings = settings
         self._given_password = password  # in memory only (a login from the config API)
@@ -219,26 +191,85 @@ class RedshiftWarehouse(Warehouse):
             "ORDER BY ordinal_position", [schema, table])
         return [(name, from_information_schema(typ, n).logical) for name, typ, n in rows]
 
+    # -- dialect -----------------------------------------------------------------------------
+    def sql_type(self, t: ColumnType) -> str:
+        return sql_type(t)
+
+    def cast_expr(self, column_sql: str, source: ColumnType, target: ColumnType) -> str:
+        return cast_expr(column_sql, source, target)
+
+    def widen_column_sql(self, target: str, col: str, old: ColumnType,
+                         new: ColumnType) -> list[str]:
+        return rebuild_column_sql(target, col, old, new)
+
+    def create_table_sql(self, target: str, name: str, columns: dict[str, ColumnType]) -> str:
+        sort_key = self._sort_key(columns) or ("started_at" if name == LOADS_TABLE else None)
+        sort = f" SORTKEY ({quote_ident(sort_key)})" if sort_key else ""
+        return super().create_table_sql(target, name, columns) + f" DISTSTYLE AUTO{sort}"
+
+    @staticmethod
+    def _sort_key(columns: dict[str, ColumnType]) -> str | None:
+        return next((c for c in SORT_KEYS if c in columns), None)
+
+    def protected_columns(self, name: str, existing: dict[str, ColumnType],
+                          incoming: dict[str, ColumnType]) -> frozenset:
+        return frozenset({self._sort_key(existing or incoming)}) - {None}
+
+    def lock_sql(self, schema: str) -> str:
+        # Redshift runs serializable: loads of one schema queue here instead of failing
+        return f"LOCK {qualified(schema, LOADS_TABLE)}"
+
+    def schema_exists(self, session, schema: str) -> bool:
+        return bool(self.fetch(session, "SELECT count(*) FROM pg_namespace WHERE nspname = ?",
+                               [schema])[0][0])
+
+    def existing_columns(self, session, schema: str) -> dict[str, dict[str, ColumnType]]:
+        out: dict[str, dict[str, ColumnType]] = {}
+        for table, col, typ, size in self.fetch(
+                session, "SELECT table_name, column_name, data_type, character_maximum_length "
+                "FROM information_schema.columns WHERE table_schema = ? "
+                "ORDER BY table_name, ordinal_position", [schema]):
+            out.setdefault(table, {})[col] = from_information_schema(typ, size)
+        return out
+
+    def run(self, session, sql: str, params: list | None = None) -> int:
+        _, cur = session
+        cur.execute(sql, params or None)
+        return max(cur.rowcount, 0)
+
+    def fetch(self, session, sql: str, params: list | None = None) -> list[tuple]:
+        _, cur = session
+        cur.execute(sql, params or None)
+        return [tuple(r) for r in cur.fetchall()]
+
+    def commit(self, session) -> None:
+        session[0].commit()
+
+    def rollback(self, session) -> None:
+        try:
+            session[0].rollback()
+        except Exception:  # noqa: BLE001 - a broken connection has rolled back already
+            pass
+
     # -- load ------------------------------------------------------------------------------
     def load(self, schema: str, window_start: datetime, window_end: datetime,
              batch: NormalizedBatch, files: list[str] | None = None) -> LoadResult:
         started = datetime.now(timezone.utc)
         load_id = uuid.uuid4().hex
         result = LoadResult(schema, window_start, window_end, batch.counts)
-        incoming = {name: column_types(t) for name, t in sorted(batch.tables.items())}
-        for name, types in incoming.items():  # fail before staging anything
-            plan_evolution(name, {}, types)
         run_prefix = self.staging.run_prefix(
             schema, f"{window_start:%Y%m%dT%H}-{window_end:%Y%m%dT%H}-{load_id}")
         try:
+            result.overflow_columns = self.fit_columns(schema, batch)
+            incoming = {name: column_types(t) for name, t in sorted(batch.tables.items())}
+            for name, types in incoming.items():  # fail before staging anything
+                plan_evolution(name, {}, types)
             staged = {name: self.staging.stage_table(run_prefix, name, t)
                       for name, t in sorted(batch.tables.items())}
-            with self._connect() as (conn, cur):
-                self._ensure_schema(conn, cur, schema)
-                stage_names = self._copy_to_staging(conn, cur, staged, incoming)
-                self._merge(conn, cur, schema, batch, incoming, stage_names, result)
-                self._audit(cur, schema, result, started, load_id, run_prefix, len(staged))
-                self._commit(conn, schema, load_id)
+            with self._connect() as session:
+                stages = self._copy_to_staging(session, staged, incoming)
+                self.replace_window(session, schema, stages, result, started, load_id,
+                                    self.staging.url(run_prefix), len(staged))
         except BaseException as exc:
             self._keep_failed(run_prefix, exc)
             raise
@@ -254,42 +285,23 @@ class RedshiftWarehouse(Warehouse):
             log.warning("load committed but its staging files under %s were not deleted: %s",
                         self.staging.url(run_prefix), f"{type(exc).__name__}: {exc}")
 
-    def _ensure_schema(self, conn, cur, schema: str) -> None:
-        """Schema and audit table exist before the load transaction locks the audit table."""
-        cols = ", ".join(f"{quote_ident(c)} {t}" for c, t in LOADS_COLUMNS)
-        for attempt in range(3):  # concurrent first loads can race on IF NOT EXISTS
-            try:
-                # a per-customer login may not CREATE on the database, which CREATE SCHEMA
-                # IF NOT EXISTS checks even when the schema exists (`clickstream grants`)
-                cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = ?", [schema])
-                if not cur.fetchone()[0]:
-                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
-                cur.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, LOADS_TABLE)} "
-                            f"({cols}) DISTSTYLE AUTO SORTKEY ({quote_ident('started_at')})")
-                conn.commit()
-                return
-            except Exception:
-                conn.rollback()
-                if attempt == 2:
-                    raise
-
-    def _copy_to_staging(self, conn, cur, staged: dict[str, StagedTable],
-                         incoming: dict[str, dict[str, ColumnType]]) -> dict[str, str]:
+    def _copy_to_staging(self, session, staged: dict[str, StagedTable],
+                         incoming: dict[str, dict[str, ColumnType]]) -> dict[str, Stage]:
         """One temp table and one manifest COPY per table; row counts checked."""
-        names = {}
+        stages = {}
         for i, (name, st) in enumerate(staged.items()):
             stage = quote_ident(f"stage-{i}")
-            names[name] = stage
             cols = incoming[name]
-            cur.execute(f"CREATE TEMP TABLE {stage} ("
-                        + ", ".join(f"{quote_ident(c)} {t.sql}" for c, t in cols.items()) + ")")
-            cur.execute(self.copy_sql(stage, list(cols), st.manifest_url))
-            cur.execute(f"SELECT count(*) FROM {stage}")
-            copied = cur.fetchone()[0]
+            self.run(session, f"CREATE TEMP TABLE {stage} ("
+                         + ", ".join(f"{quote_ident(c)} {sql_type(t)}" for c, t in cols.items())
+                         + ")")
+            self.run(session, self.copy_sql(stage, list(cols), st.manifest_url))
+            copied = self.fetch(session, f"SELECT count(*) FROM {stage}")[0][0]
             if copied != st.rows:
                 raise RuntimeError(f"COPY of {name} loaded {copied} rows, expected {st.rows}")
-        conn.commit()
-        return names
+            stages[name] = Stage(stage, cols, st.rows)
+        self.commit(session)
+        return stages
 
     def copy_sql(self, stage: str, columns: list[str], manifest_url: str) -> str:
         """The one COPY form we use (the test emulator accepts exactly these options)."""
@@ -298,127 +310,30 @@ class RedshiftWarehouse(Warehouse):
                 "MANIFEST GZIP CSV IGNOREHEADER 1 EMPTYASNULL TIMEFORMAT 'auto' "
                 "COMPUPDATE OFF STATUPDATE OFF")
 
-    def _merge(self, conn, cur, schema: str, batch: NormalizedBatch,
-               incoming: dict[str, dict[str, ColumnType]], stages: dict[str, str],
-               result: LoadResult) -> None:
-        """The load transaction up to the audit row: lock, evolve, delete, insert."""
-        cur.execute(f"LOCK {qualified(schema, LOADS_TABLE)}")
-        existing = self._existing_columns(cur, schema)
-        plans = {name: self._evolve(cur, schema, name, existing.get(name, {}), types, result)
-                 for name, types in incoming.items()}
-        self._delete_window(cur, schema, existing, result.window_start, result.window_end)
-        for name, table in batch.tables.items():
-            self._insert(cur, schema, name, table, stages[name], incoming[name], plans[name])
-            result.rows_written[name] = table.num_rows
-
-    def _existing_columns(self, cur, schema: str) -> dict[str, dict[str, ColumnType]]:
-        cur.execute("SELECT table_name, column_name, data_type, character_maximum_length "
-                    "FROM information_schema.columns WHERE table_schema = ? "
-                    "ORDER BY table_name, ordinal_position", [schema])
-        out: dict[str, dict[str, ColumnType]] = {}
-        for table, col, typ, size in cur.fetchall():
-            out.setdefault(table, {})[col] = from_information_schema(typ, size)
-        return out
-
-    def _evolve(self, cur, schema: str, name: str, existing: dict[str, ColumnType],
-                incoming: dict[str, ColumnType], result: LoadResult) -> EvolutionPlan:
-        sort_key = next((c for c in SORT_KEYS if c in (existing or incoming)), None)
-        plan = plan_evolution(name, existing, incoming, frozenset({sort_key}) - {None})
-        target = qualified(schema, name)
-        if plan.create:
-            cols = ", ".join(f"{quote_ident(c)} {t.sql}" for c, t in plan.target.items())
-            sort = f" SORTKEY ({quote_ident(sort_key)})" if sort_key else ""
-            cur.execute(f"CREATE TABLE {target} ({cols}) DISTSTYLE AUTO{sort}")
-        for col, typ in plan.add:  # Redshift adds one column per statement
-            cur.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(col)} {typ.sql}")
-            result.new_columns.setdefault(name, []).append(col)
-        for col, old, new in plan.rebuild:
-            for sql in rebuild_column_sql(target, col, old, new):
-                cur.execute(sql)
-        if plan.changed_types:
-            result.widened_columns[name] = plan.changed_types
-        return plan
-
-    def _delete_window(self, cur, schema: str, existing: dict[str, dict[str, ColumnType]],
-                       start: datetime, end: datetime) -> None:
-        """Every window-scoped table loses the window's rows, loaded this time or not."""
-        part = quote_ident(PARTITION_COLUMN)
-        for name, cols in sorted(existing.items()):
-            if PARTITION_COLUMN in cols and name != LOADS_TABLE:
-                cur.execute(f"DELETE FROM {qualified(schema, name)} "
-                            f"WHERE {part} >= ? AND {part} < ?", [start, end])
-
-    def _insert(self, cur, schema: str, name: str, table: pa.Table, stage: str,
-                incoming: dict[str, ColumnType], plan: EvolutionPlan) -> None:
-        target = qualified(schema, name)
-        if name in LATEST_KEYED_TABLES:
-            self._merge_latest(cur, name, target, stage, LATEST_KEYED_TABLES[name], incoming,
-                               plan)
-            return
-        cols = ", ".join(quote_ident(c) for c in table.column_names)
-        exprs = ", ".join(cast_expr(quote_ident(c), incoming[c], plan.target[c])
-                          for c in table.column_names)
-        if "id" in table.column_names:
-            cur.execute(f"DELETE FROM {target} WHERE \"id\" IN (SELECT \"id\" FROM {stage})")
-        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {exprs} FROM {stage}")
-
-    def _merge_latest(self, cur, name: str, target: str, stage: str, key: str,
-                      incoming: dict[str, ColumnType], plan: EvolutionPlan) -> None:
-        """users/accounts: per key, each column's newest non-null value of the target's row
-        and the staged one (as DuckDB merges), so a trait sent once survives later calls
-        without it. Redshift has no ON CONFLICT: the merged rows go to a temp table, the
-        target's rows of those keys are deleted and the merged rows inserted."""
-        merged = quote_ident(f"latest-{name}")
-        k = quote_ident(key)
-        exprs = ", ".join(f"{_latest_expr(c, incoming, plan.target, key)} AS {quote_ident(c)}"
-                          for c in plan.target)
-        cur.execute(f"CREATE TEMP TABLE {merged} AS SELECT {exprs} FROM {stage} s "
-                    f"LEFT JOIN {target} t ON t.{k} = s.{k}")
-        cur.execute(f"DELETE FROM {target} WHERE {k} IN (SELECT {k} FROM {stage})")
-        cols = ", ".join(quote_ident(c) for c in plan.target)
-        cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {merged}")
-        cur.execute(f"DROP TABLE {merged}")
-
-    def _audit(self, cur, schema: str, result: LoadResult, started: datetime, load_id: str,
-               run_prefix: str, copies: int) -> None:
-        c = result.counts
-        cols = ", ".join(quote_ident(name) for name, _ in LOADS_COLUMNS)
-        cur.execute(
-            f"INSERT INTO {qualified(schema, LOADS_TABLE)} ({cols}) VALUES "
-            f"({', '.join('?' * len(LOADS_COLUMNS))})",
-            [result.window_start, result.window_end, c.files, c.bytes, c.read, c.loaded,
-             c.duplicates, c.rejected, c.filtered, json.dumps(result.rows_written, sort_keys=True),
-             started, datetime.now(timezone.utc), "succeeded", load_id,
-             self.staging.url(run_prefix), copies])
-
     # -- commit and failure ----------------------------------------------------------------
-    def _commit(self, conn, schema: str, load_id: str) -> None:
-        """COMMIT; if the connection breaks meanwhile, find out from the audit table."""
+    @classmethod
+    def is_transient_error(cls, exc: BaseException) -> bool:
+        """By the driver's codes: its server errors carry Redshift's fields (SQLSTATE `C`,
+        message `M`); an InterfaceError without them is the socket (refused, reset, lost).
+        A refused login is InterfaceError with SQLSTATE 28000: not transient."""
+        try:
+            import redshift_connector  # noqa: PLC0415 - only Redshift users pay the import
+        except ImportError:
+            return False
+        if not isinstance(exc, redshift_connector.Error):
+            return False
+        fields = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else None
+        if fields is None:
+            return isinstance(exc, redshift_connector.InterfaceError)
+        return transient_sqlstate(fields.get("C"), str(fields.get("M", "")))
+
+    @property
+    def connection_lost(self) -> tuple[type[BaseException], ...]:
         import redshift_connector  # noqa: PLC0415
 
-        try:
-            conn.commit()
-        except (redshift_connector.InterfaceError, OSError) as exc:
-            log.warning("connection lost during COMMIT of load %s; checking the audit table",
-                        load_id)
-            if not self._load_committed(schema, load_id, exc):
-                raise LoadNotCommitted(
-                    f"the connection broke before load {load_id} of schema {schema} committed; "
-                    "the target is unchanged") from exc
+        return (redshift_connector.InterfaceError, OSError)
 
-    def _load_committed(self, schema: str, load_id: str, cause: BaseException) -> bool:
-        """Read the audit row with a fresh connection. Reading waits for the lost session's
-        lock on the audit table, so the answer is final once the read returns."""
-        try:
-            rows = self._lookup_load(schema, load_id)
-        except Exception as exc:
-            raise CommitOutcomeUnknown(
-                f"the connection broke during COMMIT of load {load_id} (schema {schema}) and "
-                f"the outcome could not be verified ({type(exc).__name__}); look for load_id "
-                f"{load_id!r} in {schema}.{LOADS_TABLE} before reloading") from cause
-        return rows > 0
-
-    def _lookup_load(self, schema: str, load_id: str) -> int:
+    def lookup_load(self, schema: str, load_id: str) -> int:
         with self._connect(statement_timeout=VERIFY_TIMEOUT_SECONDS) as (conn, cur):
             cur.execute(f"SELECT count(*) FROM {qualified(schema, LOADS_TABLE)} "
                         "WHERE \"load_id\" = ?", [load_id])
@@ -437,4 +352,4 @@ class RedshiftWarehouse(Warehouse):
             log.exception("could not write the failure marker under %s", run_prefix)
 
 
-register_warehouse("redshift", RedshiftWarehouse.from_url)
+register_warehouse("redshift", RedshiftWarehouse)
