@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from .check_defs import build_all_customer_checks
+from .check_defs import freshness_delay_from_env
 from .config_api.selection import config_api_resources, config_api_sensors, customer_source
 from .customers import CustomerConfig
 from .factory import build_all_customer_assets
 from .resources import EventStoreResource, WarehouseResource
 from .sensors import SENSOR_NAME, build_arrival_sensor
 from .settings import Settings
+from .startup_gc import collector_paused_then_frozen
 
 
 def build_resources(settings: Settings) -> dict:
@@ -35,12 +36,25 @@ def build_definitions(settings: Settings | None = None,
     settings = settings or Settings.from_env()
     customers = load_customers(settings) if customers is None else customers
     return Definitions(
-        assets=build_all_customer_assets(customers, settings.max_reject_share),
-        asset_checks=build_all_customer_checks(customers),
+        assets=build_all_customer_assets(customers, settings.max_reject_share,
+                                         freshness_delay_from_env()),
         resources=build_resources(settings),
         sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix),
                  *config_api_sensors(settings, customers)],
     )
 
 
-defs = build_definitions()
+def load_code_location(settings: Settings | None = None,
+                       customers: list[CustomerConfig] | None = None) -> Definitions:
+    """What the code server imports: the definitions with their repository, asset job and
+    asset graph already built, with the garbage collector paused meanwhile (startup_gc.py).
+    The code server's own `get_repository_def()`, `load_all_definitions()` and snapshot then
+    find them cached."""
+    with collector_paused_then_frozen():
+        defs = build_definitions(settings, customers)
+        defs.get_repository_def().load_all_definitions()
+        defs.resolve_asset_graph()
+    return defs
+
+
+defs = load_code_location()

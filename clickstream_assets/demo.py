@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from dagster import DagsterInstance, materialize
 
-from .check_defs import build_customer_checks, freshness_delay_from_env
+from .check_defs import freshness_delay_from_env
 from .customers import CustomerConfig, FileCustomerSource, parse_timestamp
 from .event_store import event_store_from_url
 from .factory import PARTITION_FORMAT, build_customer_assets
@@ -101,8 +101,7 @@ def run_demo(home: Path, hours: int = 6, events_per_hour: int = 200) -> dict[str
     delay = freshness_delay_from_env()
     for c in customers:
         result = materialize(
-            [*build_customer_assets(c, settings.max_reject_share),
-             *build_customer_checks(c, delay)],
+            build_customer_assets(c, settings.max_reject_share, delay),
             instance=instance,
             resources=resources,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

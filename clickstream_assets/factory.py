@@ -8,7 +8,7 @@ cheap: no I/O, no API calls.
 """
 
 import warnings
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Iterator
 
 from dagster import (
@@ -27,6 +27,8 @@ from dagster import (
     multi_asset,
 )
 
+from .check_defs import customer_check_results, customer_check_specs
+from .checks import DEFAULT_FRESHNESS_DELAY
 from .customers import CustomerConfig
 from .normalize import LOADS_TABLE, REJECTS_TABLE, RESERVED_TABLES
 from .pipeline import DEFAULT_MAX_REJECT_SHARE, WindowFiles, load_window
@@ -72,7 +74,8 @@ def table_key(customer_id: str, asset_name: str) -> AssetKey:
 
 
 def build_customer_assets(customer: CustomerConfig,
-                          max_reject_share: float = DEFAULT_MAX_REJECT_SHARE
+                          max_reject_share: float = DEFAULT_MAX_REJECT_SHARE,
+                          freshness_delay: timedelta = DEFAULT_FRESHNESS_DELAY
                           ) -> list[AssetsDefinition | AssetSpec]:
     """Per customer: the hourly `raw_events` multi-asset that loads a window, and the tables
     it loads, declared as assets of their own and recorded once per run.
@@ -84,7 +87,8 @@ def build_customer_assets(customer: CustomerConfig,
     materialized by materializing raw_events, which is what loads them. (Unpartitioned specs
     inside the multi-asset would keep a "materialize" button on the tables, but Dagster
     refuses a range backfill of a non-subsettable multi-asset with mixed partitioning.)
-    One op: the window's files are read once and a run is one step.
+    One op: the window's files are read once and a run is one step; the three checks
+    (check_defs.py) are evaluated in it after the load, or alone when a run selects only them.
     """
     cid = customer.customer_id
     partitions = customer_partitions(customer)
@@ -102,27 +106,40 @@ def build_customer_assets(customer: CustomerConfig,
     ]
 
     @multi_asset(name=f"{cid}__events_to_warehouse", specs=[raw_spec],
+                 check_specs=customer_check_specs(raw_spec.key, freshness_delay), can_subset=True,
                  backfill_policy=BackfillPolicy.single_run(), retry_policy=RETRY_POLICY)
     def events_to_warehouse(context: AssetExecutionContext, event_store: EventStoreResource,
                             warehouse: WarehouseResource):
-        window = context.partition_time_window
-        log_progress = throttled(lambda p: context.log.info(f"{cid}: {p.describe()}"))
         with retry_only_transient(f"{cid}: opening the warehouse"):  # a wrong login: no retry
             wh = warehouse.get_warehouse(customer)
         try:
-            with retry_only_transient(f"{cid}: loading the warehouse"):
-                files, result = load_window(event_store.get_store(), wh, customer, window.start,
-                                            window.end, max_reject_share, progress=log_progress)
-            context.log.info(f"{cid}: loaded [{window.start}, {window.end}) from "
-                             f"{len(files.files)} files, {files.total_bytes} bytes: "
-                             f"{result.counts.as_dict()}")
-            for materialization in table_materializations(wh, customer, files, result):
-                context.log_event(materialization)
-            yield raw_events_result(cid, files, result)
+            if raw_spec.key in context.selected_asset_keys:  # not in a run of checks alone
+                yield from load_and_record(context, event_store, wh, customer,
+                                           max_reject_share)
+            yield from customer_check_results(context, wh, customer, raw_spec.key,
+                                              freshness_delay)
         finally:
             wh.close()
 
     return [events_to_warehouse, *table_specs]
+
+
+def load_and_record(context: AssetExecutionContext, event_store: EventStoreResource,
+                    wh: Warehouse, customer: CustomerConfig,
+                    max_reject_share: float) -> Iterator[MaterializeResult]:
+    """Load the run's window, record each table asset, then materialize raw_events."""
+    cid = customer.customer_id
+    window = context.partition_time_window
+    log_progress = throttled(lambda p: context.log.info(f"{cid}: {p.describe()}"))
+    with retry_only_transient(f"{cid}: loading the warehouse"):
+        files, result = load_window(event_store.get_store(), wh, customer, window.start,
+                                    window.end, max_reject_share, progress=log_progress)
+    context.log.info(f"{cid}: loaded [{window.start}, {window.end}) from "
+                     f"{len(files.files)} files, {files.total_bytes} bytes: "
+                     f"{result.counts.as_dict()}")
+    for materialization in table_materializations(wh, customer, files, result):
+        context.log_event(materialization)
+    yield raw_events_result(cid, files, result)
 
 
 def raw_events_result(customer_id: str, files: WindowFiles,
@@ -197,6 +214,8 @@ def table_materializations(wh: Warehouse, customer: CustomerConfig, files: Windo
 
 
 def build_all_customer_assets(customers: list[CustomerConfig],
-                              max_reject_share: float = DEFAULT_MAX_REJECT_SHARE
+                              max_reject_share: float = DEFAULT_MAX_REJECT_SHARE,
+                              freshness_delay: timedelta = DEFAULT_FRESHNESS_DELAY
                               ) -> list[AssetsDefinition | AssetSpec]:
-    return [a for c in customers if c.enabled for a in build_customer_assets(c, max_reject_share)]
+    return [a for c in customers if c.enabled
+            for a in build_customer_assets(c, max_reject_share, freshness_delay)]

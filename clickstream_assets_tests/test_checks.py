@@ -8,10 +8,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
+from dagster import (AssetCheckKey, AssetCheckSeverity, AssetKey, AssetSelection, DagsterInstance,
+                     materialize)
 
 from clickstream_assets import checks
-from clickstream_assets.check_defs import build_customer_checks, freshness_delay_from_env
+from clickstream_assets.check_defs import freshness_delay_from_env
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.definitions import build_resources
 from clickstream_assets.event_store import LocalEventStore
@@ -112,7 +113,7 @@ def test_schema_drift_reports_new_columns(loaded):
 def test_checks_run_with_the_assets_and_reconciliation_blocks(customer, settings, warehouse,
                                                                 store):
     write_sample_hour(store, "acme", "acme", HOUR, 30)
-    defs = build_customer_assets(customer) + build_customer_checks(customer)
+    defs = build_customer_assets(customer)
     instance = DagsterInstance.ephemeral()
     key = HOUR.strftime(PARTITION_FORMAT)
     result = materialize(defs, instance=instance, resources=build_resources(settings),
@@ -134,3 +135,13 @@ def test_checks_run_with_the_assets_and_reconciliation_blocks(customer, settings
     assert not drift.passed and drift.severity == AssetCheckSeverity.WARN
     assert drift.metadata["new_columns"].value == {"pages": ["surprise"]}
     assert evaluations["reconciliation"].asset_key == AssetKey(["acme", "raw_events"])
+
+    # A check selected alone runs the same op without loading anything.
+    loads_before = warehouse.row_counts("acme")["_clickstream_loads"]
+    alone = AssetCheckKey(AssetKey(["acme", "raw_events"]), "reconciliation")
+    result = materialize(defs, instance=instance, resources=build_resources(settings),
+                         selection=AssetSelection.checks(alone), raise_on_error=False)
+    assert [e.check_name for e in result.get_asset_check_evaluations()] == ["reconciliation"]
+    assert not result.get_asset_check_evaluations()[0].passed  # the tampered row is still there
+    assert result.get_asset_materialization_events() == []
+    assert warehouse.row_counts("acme")["_clickstream_loads"] == loads_before

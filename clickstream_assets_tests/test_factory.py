@@ -40,6 +40,9 @@ def test_only_raw_events_is_partitioned_and_the_tables_follow_it(customer, setti
     assert keys == ["2026-11-01-00:00", "2026-11-01-01:00", "2026-11-01-02:00",
                     "2026-11-01-03:00"]
     assert assets.backfill_policy is not None and assets.backfill_policy.max_partitions_per_run is None
+    # the three checks ride on the load op (one op per customer), and each can run alone
+    assert {k.name for k in assets.check_keys} == {"reconciliation", "freshness", "schema_drift"}
+    assert {k.asset_key for k in assets.check_keys} == {raw} and assets.can_subset
 
 
 def test_a_thousand_customers_build(settings):
@@ -47,4 +50,8 @@ def test_a_thousand_customers_build(settings):
                                 start=datetime(2026, 1, 1, tzinfo=timezone.utc))
                  for i in range(1000)]
     defs = build_definitions(settings, customers)
-    assert len(defs.resolve_asset_graph().get_all_asset_keys()) == 1000 * (1 + len(TABLE_ASSETS))
+    graph = defs.resolve_asset_graph()
+    assert len(graph.get_all_asset_keys()) == 1000 * (1 + len(TABLE_ASSETS))
+    assert len(graph.asset_check_keys) == 1000 * 3
+    (job,) = defs.get_repository_def().get_all_jobs()
+    assert len(job.graph.node_defs) == 1000  # one op per customer: its load and its checks
