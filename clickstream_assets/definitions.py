@@ -6,7 +6,7 @@ builds assets. `dagster dev` (via workspace.yaml) loads `defs` from here.
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from .check_defs import freshness_delay_from_env
 from .config_api.selection import config_api_resources, config_api_sensors, customer_source
@@ -39,6 +39,10 @@ def build_definitions(settings: Settings | None = None,
         assets=build_all_customer_assets(customers, settings.max_reject_share,
                                          freshness_delay_from_env()),
         resources=build_resources(settings),
+        # A run is one step (a customer's load, its checks included): the multiprocess
+        # executor would only start a second process that loads the code location again
+        # (20-30 s per run on a loaded 2-core host in the storm bench, docs/deploy.md).
+        executor=in_process_executor,
         sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix),
                  *config_api_sensors(settings, customers)],
     )

@@ -35,14 +35,13 @@ LOCATION = "clickstream"
 ASSET_JOB = "__ASSET_JOB"
 LOG = logging.getLogger("clickstream_tests")
 
-# Runs execute in the test process (in_process executor): no step subprocesses to start.
+# Runs execute in the test process (the code location's in_process executor).
 TARGET = """\
-from dagster import Definitions, in_process_executor
+from dagster import Definitions
 from clickstream_assets.definitions import build_definitions
 from clickstream_assets.settings import Settings
 {extra_code}
-defs = Definitions.merge(build_definitions(Settings.from_env({env!r})),
-                         Definitions(executor=in_process_executor){extra_defs})
+defs = Definitions.merge(build_definitions(Settings.from_env({env!r})){extra_defs})
 """
 
 

@@ -18,6 +18,8 @@ def test_definitions_have_assets_for_each_enabled_customer(settings):
     assert AssetKey(["globex", "tracks"]) in keys
     assert not any(k.path[0] == "paused" for k in keys)
     assert len(keys) == 2 * (1 + len(TABLE_ASSETS))
+    # a run is one step: executed in the run worker, no second process loading the location
+    assert defs.resolve_job_def("__ASSET_JOB").executor_def.name == "in_process"
 
 
 def test_only_raw_events_is_partitioned_and_the_tables_follow_it(customer, settings):
