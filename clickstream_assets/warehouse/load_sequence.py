@@ -79,6 +79,30 @@ class Stage:
     rows: int
 
 
+class DbApiSession:
+    """The load's statements on a DB-API `(connection, cursor)` session: what Redshift's and
+    PostgreSQL's drivers share (put first in a backend's bases)."""
+
+    def run(self, session, sql: str, params: list | None = None) -> int:
+        _, cur = session
+        cur.execute(sql, params or None)
+        return max(cur.rowcount, 0)
+
+    def fetch(self, session, sql: str, params: list | None = None) -> list[tuple]:
+        _, cur = session
+        cur.execute(sql, params or None)
+        return [tuple(r) for r in cur.fetchall()]
+
+    def commit(self, session) -> None:
+        session[0].commit()
+
+    def rollback(self, session) -> None:
+        try:
+            session[0].rollback()
+        except Exception:  # noqa: BLE001 - a broken connection has rolled back already
+            pass
+
+
 class SqlWarehouse(Warehouse):
     """A warehouse spoken to in SQL: the load sequence here, the dialect in subclasses."""
 

@@ -30,7 +30,7 @@ from ..naming import qualified, quote_ident, short_hash
 from ..normalize import LOADS_TABLE, NormalizedBatch
 from ..schema_rules import logical_type
 from .base import LoadResult, register_warehouse
-from .load_sequence import SqlWarehouse, Stage, transient_sqlstate
+from .load_sequence import DbApiSession, SqlWarehouse, Stage, transient_sqlstate
 from .column_plan import ColumnType, plan_evolution
 from .s3_staging import csv_ready
 
@@ -96,7 +96,7 @@ def bound_identifier(name: str, limit: int = MAX_IDENTIFIER_BYTES) -> str:
     return cut + suffix
 
 
-class PostgresWarehouse(SqlWarehouse):
+class PostgresWarehouse(DbApiSession, SqlWarehouse):
     PARAM = "%s"
     reserved_schemas = frozenset({"public", "information_schema"})
     reserved_schema_prefixes = ("pg_",)
@@ -210,25 +210,6 @@ class PostgresWarehouse(SqlWarehouse):
                 "ORDER BY table_name, ordinal_position", [schema]):
             out.setdefault(table, {})[col] = ColumnType(FROM_SQL.get(typ, "string"))
         return out
-
-    def run(self, session, sql: str, params: list | None = None) -> int:
-        _, cur = session
-        cur.execute(sql, params)
-        return max(cur.rowcount, 0)
-
-    def fetch(self, session, sql: str, params: list | None = None) -> list[tuple]:
-        _, cur = session
-        cur.execute(sql, params)
-        return [tuple(r) for r in cur.fetchall()]
-
-    def commit(self, session) -> None:
-        session[0].commit()
-
-    def rollback(self, session) -> None:
-        try:
-            session[0].rollback()
-        except Exception:  # noqa: BLE001 - a broken connection has rolled back already
-            pass
 
     # -- load ------------------------------------------------------------------------------
     def load(self, schema: str, window_start: datetime, window_end: datetime,

@@ -30,6 +30,7 @@ from ..normalize import LOADS_TABLE, PARTITION_COLUMN, NormalizedBatch
 from .base import LoadResult, register_warehouse
 from .load_sequence import (
     CommitOutcomeUnknown,
+    DbApiSession,
     LoadNotCommitted,
     SqlWarehouse,
     Stage,
@@ -111,7 +112,7 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class RedshiftWarehouse(SqlWarehouse):
+class RedshiftWarehouse(DbApiSession, SqlWarehouse):
     max_columns = MAX_COLUMNS  # past it, new properties go to `_overflow`
     reserved_schemas = frozenset({"public", "information_schema", "catalog_history"})
     reserved_schema_prefixes = ("pg_", "stl_", "stv_", "svv_", "svl_", "sys_")
@@ -231,25 +232,6 @@ class RedshiftWarehouse(SqlWarehouse):
                 "ORDER BY table_name, ordinal_position", [schema]):
             out.setdefault(table, {})[col] = from_information_schema(typ, size)
         return out
-
-    def run(self, session, sql: str, params: list | None = None) -> int:
-        _, cur = session
-        cur.execute(sql, params or None)
-        return max(cur.rowcount, 0)
-
-    def fetch(self, session, sql: str, params: list | None = None) -> list[tuple]:
-        _, cur = session
-        cur.execute(sql, params or None)
-        return [tuple(r) for r in cur.fetchall()]
-
-    def commit(self, session) -> None:
-        session[0].commit()
-
-    def rollback(self, session) -> None:
-        try:
-            session[0].rollback()
-        except Exception:  # noqa: BLE001 - a broken connection has rolled back already
-            pass
 
     # -- load ------------------------------------------------------------------------------
     def load(self, schema: str, window_start: datetime, window_end: datetime,
