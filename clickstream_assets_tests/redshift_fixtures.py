@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import uuid
 
-import psycopg2
 import pytest
 
 from clickstream_assets.warehouse.redshift_warehouse import RedshiftWarehouse
 
 from .redshift_emulator import RedshiftEmulator
-from .services import POSTGRES_DSN
+from .services import admin_sql, drop_customer_schemas
 
 __all__ = ["redshift_db", "redshift_emulator", "redshift_url", "redshift_warehouse",
            "STAGING_BUCKET", "IAM_ROLE", "PASSWORD"]
@@ -26,23 +25,13 @@ IAM_ROLE = "arn:aws:iam::123456789012:role/clickstream-copy"
 PASSWORD = "s3cr3t-Pa55word-never-logged"
 
 
-def _admin(sql: str) -> None:
-    conn = psycopg2.connect(POSTGRES_DSN)
-    try:
-        conn.autocommit = True  # CREATE/DROP DATABASE refuse a transaction block
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="session")
 def redshift_db():
     """A database of our own for this test session."""
     name = f"cs_redshift_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}"')
+    admin_sql(f'CREATE DATABASE "{name}"')
     yield name
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -52,19 +41,10 @@ def redshift_emulator(moto_s3, redshift_db):
     emulator.stop()
 
 
-def _drop_customer_schemas(database: str) -> None:
-    dsn = POSTGRES_DSN.rsplit("/", 1)[0] + "/" + database
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
-                    "AND nspname NOT IN ('public', 'information_schema')")
-        for (schema,) in cur.fetchall():
-            cur.execute('DROP SCHEMA "{}" CASCADE'.format(schema.replace('"', '""')))
-
-
 @pytest.fixture
 def redshift_url(redshift_emulator, redshift_db, s3, monkeypatch) -> str:
     """A clean database and staging bucket; the password only in the environment."""
-    _drop_customer_schemas(redshift_db)
+    drop_customer_schemas(redshift_db)
     redshift_emulator.faults.clear()
     redshift_emulator.copies.clear()
     redshift_emulator.statements.clear()

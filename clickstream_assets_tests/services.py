@@ -17,6 +17,31 @@ FAKE_AWS_ENV = {
 }
 
 
+def admin_sql(sql: str) -> None:
+    """One statement on the test PostgreSQL outside a transaction (CREATE/DROP DATABASE)."""
+    import psycopg2  # noqa: PLC0415
+
+    conn = psycopg2.connect(POSTGRES_DSN)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def drop_customer_schemas(database: str) -> None:
+    """Every schema but PostgreSQL's own, in one of the tests' databases."""
+    import psycopg2  # noqa: PLC0415
+
+    dsn = POSTGRES_DSN.rsplit("/", 1)[0] + "/" + database
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                    "AND nspname NOT IN ('public', 'information_schema')")
+        for (schema,) in cur.fetchall():
+            cur.execute('DROP SCHEMA "{}" CASCADE'.format(schema.replace('"', '""')))
+
+
 def free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))

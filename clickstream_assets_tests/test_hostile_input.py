@@ -18,7 +18,7 @@ from .postgres_fixtures import *  # noqa: F403
 from .redshift_fixtures import *  # noqa: F403
 from .test_warehouse_contract import CUSTOMER
 from .test_warehouse_contract import load as wh_load
-from .test_warehouse_contract import track, wh  # noqa: F401 - the fixture
+from .test_warehouse_contract import track
 
 
 def ev(i, **kw):

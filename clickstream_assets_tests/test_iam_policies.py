@@ -28,9 +28,8 @@ from clickstream_assets.warehouse.staging_prune import prune_failed
 from .iam_moto import assume_new_role, create_user, render_policy, start_iam_moto
 from .redshift_emulator import RedshiftEmulator
 from .redshift_fixtures import *  # noqa: F403
-from .redshift_fixtures import _drop_customer_schemas
 from .s3_seed import event_body, event_key, notified_queue
-from .services import FAKE_AWS_ENV
+from .services import FAKE_AWS_ENV, drop_customer_schemas
 
 EVENTS, ROOT, STAGING, STAGING_PREFIX = "cs-events", "landing", "cs-staging", "loads"
 ACCOUNT = "123456789012"
@@ -108,7 +107,7 @@ def world(iam_server, monkeypatch) -> World:
 @pytest.fixture
 def emulator(world, redshift_db):
     """Redshift as the COPY role sees S3: it reads staged files with the role's keys."""
-    _drop_customer_schemas(redshift_db)
+    drop_customer_schemas(redshift_db)
     emu = RedshiftEmulator("127.0.0.1", 5432, world.server.endpoint_url,
                            s3_credentials=world.copy_role).start()
     yield emu

@@ -17,7 +17,7 @@ import pytest
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.naming import snake_case
 from clickstream_assets.normalize import Normalizer
-from clickstream_assets.warehouse import DuckDBWarehouse, Warehouse, warehouse_from_url
+from clickstream_assets.warehouse import Warehouse
 
 from .postgres_fixtures import *  # noqa: F403
 from .redshift_fixtures import *  # noqa: F403
@@ -26,16 +26,6 @@ HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
 SCHEMA = "acme"
 CUSTOMER = CustomerConfig(customer_id="acme", start=datetime(2026, 11, 1, tzinfo=timezone.utc))
 KEY_AND_TIMES = {"id", "received_at", "loaded_at", "uuid_ts"}
-
-
-@pytest.fixture(params=["duckdb", "redshift", "postgresql"])
-def wh(request, tmp_path) -> Warehouse:
-    if request.param == "duckdb":
-        warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    else:
-        warehouse = warehouse_from_url(request.getfixturevalue(f"{request.param}_url"))
-    yield warehouse
-    warehouse.close()
 
 
 def call(kind: str, mid: str, step: int, traits: dict | None = None,

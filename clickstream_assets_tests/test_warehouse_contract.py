@@ -9,11 +9,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import orjson
-import pytest
 
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.normalize import Normalizer
-from clickstream_assets.warehouse import DuckDBWarehouse, Warehouse, warehouse_from_url
+from clickstream_assets.warehouse import Warehouse
 
 from .postgres_fixtures import *  # noqa: F403
 from .postgres_fixtures import PG_PASSWORD
@@ -24,16 +23,6 @@ HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
 NEXT = HOUR + timedelta(hours=1)
 SCHEMA = "acme"
 CUSTOMER = CustomerConfig(customer_id="acme", start=datetime(2026, 11, 1, tzinfo=timezone.utc))
-
-
-@pytest.fixture(params=["duckdb", "redshift", "postgresql"])
-def wh(request, tmp_path) -> Warehouse:
-    if request.param == "duckdb":
-        warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    else:
-        warehouse = warehouse_from_url(request.getfixturevalue(f"{request.param}_url"))
-    yield warehouse
-    warehouse.close()
 
 
 def track(mid: str, event: str = "Order Completed", hour: datetime = HOUR, minute: int = 5,

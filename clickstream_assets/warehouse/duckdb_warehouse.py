@@ -218,11 +218,6 @@ class DuckDBWarehouse(SqlWarehouse):
                     f"ELSE CAST({column_sql} AS VARCHAR) END")
         return f"CAST({column_sql} AS {SQL_TYPES[target.logical]})"
 
-    def widen_column_sql(self, target: str, col: str, old: ColumnType,
-                         new: ColumnType) -> list[str]:
-        return [f"ALTER TABLE {target} ALTER COLUMN {quote_ident(col)} TYPE "
-                f"{SQL_TYPES[new.logical]} USING {self.cast_expr(quote_ident(col), old, new)}"]
-
     def existing_columns(self, session, schema: str) -> dict[str, dict[str, ColumnType]]:
         out: dict[str, dict[str, ColumnType]] = {}
         for table, col, typ in self.fetch(

@@ -79,9 +79,27 @@ class Stage:
     rows: int
 
 
-class DbApiSession:
-    """The load's statements on a DB-API `(connection, cursor)` session: what Redshift's and
-    PostgreSQL's drivers share (put first in a backend's bases)."""
+class PostgresFamily:
+    """What the PostgreSQL-protocol backends (PostgreSQL, Redshift) share: a load session is a
+    DB-API `(connection, cursor)` from the backend's `_connect()`, and the catalogs are
+    PostgreSQL's. Put it first in such a backend's bases."""
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with self._connect() as (conn, cur):
+            cur.execute(sql, params or None)
+            rows = cur.fetchall() if cur.description else []
+            conn.rollback()
+            return [tuple(r) for r in rows]
+
+    def tables(self, schema: str) -> list[str]:
+        return [r[0] for r in self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            f"{self.PARAM} AND table_type = 'BASE TABLE' ORDER BY table_name", [schema])]
+
+    def schema_exists(self, session, schema: str) -> bool:
+        # pg_namespace, not information_schema: a per-customer login sees only its own
+        return bool(self.fetch(session, "SELECT count(*) FROM pg_namespace WHERE nspname = "
+                                        f"{self.PARAM}", [schema])[0][0])
 
     def run(self, session, sql: str, params: list | None = None) -> int:
         _, cur = session
@@ -120,10 +138,12 @@ class SqlWarehouse(Warehouse):
     def cast_expr(self, column_sql: str, source: ColumnType, target: ColumnType) -> str:
         """SQL turning a value of `source` type into `target` (always a widening)."""
 
-    @abstractmethod
     def widen_column_sql(self, target: str, col: str, old: ColumnType,
                          new: ColumnType) -> list[str]:
-        """Statements that widen one column inside the load transaction, keeping its rows."""
+        """Statements that widen one column inside the load transaction, keeping its rows:
+        the standard ALTER ... TYPE ... USING (DuckDB, PostgreSQL); Redshift rebuilds."""
+        return [f"ALTER TABLE {target} ALTER COLUMN {quote_ident(col)} TYPE "
+                f"{self.sql_type(new)} USING {self.cast_expr(quote_ident(col), old, new)}"]
 
     @abstractmethod
     def existing_columns(self, session, schema: str) -> dict[str, dict[str, ColumnType]]:

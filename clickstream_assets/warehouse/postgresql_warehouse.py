@@ -30,7 +30,7 @@ from ..naming import qualified, quote_ident, short_hash
 from ..normalize import LOADS_TABLE, NormalizedBatch
 from ..schema_rules import logical_type
 from .base import LoadResult, register_warehouse
-from .load_sequence import DbApiSession, SqlWarehouse, Stage, transient_sqlstate
+from .load_sequence import PostgresFamily, SqlWarehouse, Stage, transient_sqlstate
 from .column_plan import ColumnType, plan_evolution
 from .s3_staging import csv_ready
 
@@ -96,7 +96,7 @@ def bound_identifier(name: str, limit: int = MAX_IDENTIFIER_BYTES) -> str:
     return cut + suffix
 
 
-class PostgresWarehouse(DbApiSession, SqlWarehouse):
+class PostgresWarehouse(PostgresFamily, SqlWarehouse):
     PARAM = "%s"
     reserved_schemas = frozenset({"public", "information_schema"})
     reserved_schema_prefixes = ("pg_",)
@@ -154,18 +154,6 @@ class PostgresWarehouse(DbApiSession, SqlWarehouse):
         return (psycopg.OperationalError, OSError)
 
     # -- reads -----------------------------------------------------------------------------
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with self._connect() as (conn, cur):
-            cur.execute(sql, params or None)
-            rows = cur.fetchall() if cur.description else []
-            conn.rollback()
-            return [tuple(r) for r in rows]
-
-    def tables(self, schema: str) -> list[str]:
-        return [r[0] for r in self.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
-            "AND table_type = 'BASE TABLE' ORDER BY table_name", [schema])]
-
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         rows = self.query(
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -188,19 +176,9 @@ class PostgresWarehouse(DbApiSession, SqlWarehouse):
             return f"TO_CHAR({column_sql}, 'YYYY-MM-DD HH24:MI:SS.US')"
         return f"CAST({column_sql} AS {SQL_TYPES[target.logical]})"
 
-    def widen_column_sql(self, target: str, col: str, old: ColumnType,
-                         new: ColumnType) -> list[str]:
-        return [f"ALTER TABLE {target} ALTER COLUMN {quote_ident(col)} TYPE "
-                f"{SQL_TYPES[new.logical]} USING {self.cast_expr(quote_ident(col), old, new)}"]
-
     def lock_sql(self, schema: str) -> str:
         # conflicts with itself, not with readers: loads of one schema queue, reads go on
         return f"LOCK TABLE {qualified(schema, LOADS_TABLE)} IN SHARE ROW EXCLUSIVE MODE"
-
-    def schema_exists(self, session, schema: str) -> bool:
-        # pg_namespace, not information_schema: a per-customer login sees only its own
-        return bool(self.fetch(session, "SELECT count(*) FROM pg_namespace WHERE nspname = %s",
-                               [schema])[0][0])
 
     def existing_columns(self, session, schema: str) -> dict[str, dict[str, ColumnType]]:
         out: dict[str, dict[str, ColumnType]] = {}

@@ -30,7 +30,7 @@ from ..normalize import LOADS_TABLE, PARTITION_COLUMN, NormalizedBatch
 from .base import LoadResult, register_warehouse
 from .load_sequence import (
     CommitOutcomeUnknown,
-    DbApiSession,
+    PostgresFamily,
     LoadNotCommitted,
     SqlWarehouse,
     Stage,
@@ -112,7 +112,7 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class RedshiftWarehouse(DbApiSession, SqlWarehouse):
+class RedshiftWarehouse(PostgresFamily, SqlWarehouse):
     max_columns = MAX_COLUMNS  # past it, new properties go to `_overflow`
     reserved_schemas = frozenset({"public", "information_schema", "catalog_history"})
     reserved_schema_prefixes = ("pg_", "stl_", "stv_", "svv_", "svl_", "sys_")
@@ -166,24 +166,12 @@ class RedshiftWarehouse(DbApiSession, SqlWarehouse):
                 pass
 
     # -- reads -----------------------------------------------------------------------------
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with self._connect() as (conn, cur):
-            cur.execute(sql, params or None)
-            rows = cur.fetchall() if cur.description else []
-            conn.rollback()
-            return [tuple(r) for r in rows]
-
     def execute(self, statements: list[str]) -> None:
         """Run statements in one transaction (administration, e.g. `clickstream grants`)."""
         with self._connect() as (conn, cur):
             for sql in statements:
                 cur.execute(sql)
             conn.commit()
-
-    def tables(self, schema: str) -> list[str]:
-        return [r[0] for r in self.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_type = 'BASE TABLE' ORDER BY table_name", [schema])]
 
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         rows = self.query(
@@ -219,10 +207,6 @@ class RedshiftWarehouse(DbApiSession, SqlWarehouse):
     def lock_sql(self, schema: str) -> str:
         # Redshift runs serializable: loads of one schema queue here instead of failing
         return f"LOCK {qualified(schema, LOADS_TABLE)}"
-
-    def schema_exists(self, session, schema: str) -> bool:
-        return bool(self.fetch(session, "SELECT count(*) FROM pg_namespace WHERE nspname = ?",
-                               [schema])[0][0])
 
     def existing_columns(self, session, schema: str) -> dict[str, dict[str, ColumnType]]:
         out: dict[str, dict[str, ColumnType]] = {}
