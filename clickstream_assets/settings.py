@@ -52,6 +52,10 @@ def without_password(url: str) -> str:
 
 
 HOME_CUSTOMERS_FILE = "customers.yaml"  # written by `clickstream demo`; preferred when present
+PRIVACY_REQUESTS_FILE = "privacy_requests.json"  # beside the customers file
+PRIVACY_FILE_ENV = "CLICKSTREAM_PRIVACY_REQUESTS_FILE"
+PRIVACY_DEADLINE_ENV = "CLICKSTREAM_PRIVACY_DEADLINE_DAYS"
+DEFAULT_PRIVACY_DEADLINE_DAYS = 30.0  # GDPR: one month to answer an erasure request
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,18 @@ class Settings:
     max_reject_share: float = 0.5
     config_api: "ConfigApiSettings" = field(default_factory=lambda: ConfigApiSettings())
     shard: Shard = field(default_factory=Shard)  # which customers this code location loads
+    privacy_requests_file: Path | None = None  # None: beside the customers file
+    privacy_deadline_days: float = DEFAULT_PRIVACY_DEADLINE_DAYS
+
+    @property
+    def privacy_file(self) -> Path:
+        """The requests file (embedded default source): set, else beside the customers file
+        when that is the home's own, else in the home."""
+        if self.privacy_requests_file is not None:
+            return self.privacy_requests_file
+        folder = (self.customers_file.parent if self.customers_file != EXAMPLE_CUSTOMERS_FILE
+                  else self.home)
+        return folder / PRIVACY_REQUESTS_FILE
 
     @property
     def dagster_home(self) -> Path:
@@ -90,7 +106,22 @@ class Settings:
             max_reject_share=max_share,
             config_api=ConfigApiSettings.from_env(env, home),
             shard=Shard.parse(env.get(SHARD_ENV)),
+            privacy_requests_file=(Path(env[PRIVACY_FILE_ENV]) if env.get(PRIVACY_FILE_ENV)
+                                   else None),
+            privacy_deadline_days=_positive_days(env.get(PRIVACY_DEADLINE_ENV)),
         )
+
+
+def _positive_days(raw: str | None) -> float:
+    if not raw:
+        return DEFAULT_PRIVACY_DEADLINE_DAYS
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ValueError(f"{PRIVACY_DEADLINE_ENV} must be a number of days, got {raw!r}") from None
+    if not days > 0:
+        raise ValueError(f"{PRIVACY_DEADLINE_ENV} must be positive, got {days:g}")
+    return days
 
 
 def _home_customers(home: Path) -> Path:

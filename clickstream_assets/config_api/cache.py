@@ -5,7 +5,8 @@ in-memory cache would make each of them call the API. One refresh at a time hold
 lock, and whoever waited re-reads the file instead of calling again, so N processes that
 find the entry expired at once make one request. When the refresh fails, a value younger
 than `max_stale` is served (with `stale=True`) instead of failing the caller.
-Values must not hold secrets: the client strips `@secret` fields before `put`.
+Values must not hold secrets: the client strips `@secret` fields before `put`. Files and
+the folder are owner-only: the privacy requests' entry names people.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class FileCache:
         self.max_stale = max_stale
         self.lock_timeout = lock_timeout
 
+    def _mkdir(self) -> None:
+        """Owner-only: the folder holds privacy requests (personal data) besides customers."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
 
@@ -61,12 +66,15 @@ class FileCache:
 
     def put(self, key: str, value: Any) -> Cached:
         """Write atomically (temp file + rename): readers never see half a file."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
         now = time.time()
         path = self._path(key)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"fetched_at": now, "value": value}))
-        os.chmod(tmp, 0o600)
+        # created owner-only (not chmod-ed after the write): values may identify a person
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps({"fetched_at": now, "value": value}))
+        os.chmod(tmp, 0o600)  # an older tmp file left by a crash keeps its mode otherwise
         os.replace(tmp, path)
         return Cached(value, now, "api")
 
@@ -78,7 +86,7 @@ class FileCache:
         """The fresh value, else one refresh for all waiting processes, else a stale one."""
         if not force and (cached := self.fresh(key)):
             return cached
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
         started = time.time()
         try:
             with FileLock(str(self._path(key)) + ".lock", timeout=self.lock_timeout):

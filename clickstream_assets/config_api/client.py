@@ -32,11 +32,23 @@ from tenacity import (
 from ..settings import without_password
 from .breaker import shared_breaker
 from .cache import Cached, FileCache
-from .contract import CUSTOMER_SECRETS_QUERY, CUSTOMERS_QUERY, PAGE_SIZE, strip_secrets
+from .contract import (
+    CUSTOMER_SECRETS_QUERY,
+    CUSTOMERS_QUERY,
+    PAGE_SIZE,
+    PRIVACY_PAGE_SIZE,
+    PRIVACY_REQUESTS_QUERY,
+    strip_secrets,
+)
 from .limiter import acquire, shared_limiter
 
 log = logging.getLogger(__name__)
 CUSTOMERS_KEY = "customers"
+PRIVACY_KEY = "privacy_requests"
+PRIVACY_NODE_FIELDS = ("customerId", "id", "kind", "userId", "anonymousIds", "receivedAt")
+# Pages of one privacy refresh at most (x PRIVACY_PAGE_SIZE requests); the rest is counted
+# as overflow, so a runaway list cannot turn one refresh into a storm.
+MAX_PRIVACY_PAGES = 200
 
 
 class ConfigApiError(RuntimeError):
@@ -212,6 +224,40 @@ class ConfigApiClient:
                 self.options.stale_retry_seconds if fallback else None)
 
         return cache.get(CUSTOMERS_KEY, fetch, force=force)
+
+    def fetch_privacy_requests(self, max_retry_seconds: float | None = None,
+                               max_pages: int = MAX_PRIVACY_PAGES) -> dict:
+        """Every customer's privacy requests, page by page, in one paged query for all
+        customers -> {"nodes", "total", "overflow"}. Nodes keep the request fields only."""
+        nodes: list[dict] = []
+        after, total = None, 0
+        for _ in range(max_pages):
+            page = self.execute("ClickstreamPrivacyRequests", PRIVACY_REQUESTS_QUERY,
+                                {"first": PRIVACY_PAGE_SIZE, "after": after},
+                                max_retry_seconds)["privacyRequests"]
+            total = int(page.get("totalCount") or 0)
+            nodes.extend({k: e["node"].get(k) for k in PRIVACY_NODE_FIELDS}
+                         for e in page["edges"])
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+        return {"nodes": nodes, "total": total, "overflow": max(0, total - len(nodes))}
+
+    def privacy_requests(self, force: bool = False) -> Cached:
+        """Every customer's privacy requests from the shared cache: one paged refresh per TTL
+        for every process and customer. The cache file holds the request fields only and is
+        readable by its owner only (FileCache writes 0600)."""
+        if self._cache is None:
+            return Cached(self.fetch_privacy_requests(), time.time(), "api")
+        cache = self._cache
+
+        def fetch() -> dict:
+            current = cache.read(PRIVACY_KEY)
+            fallback = current is not None and current.age <= cache.max_stale
+            return self.fetch_privacy_requests(
+                self.options.stale_retry_seconds if fallback else None)
+
+        return cache.get(PRIVACY_KEY, fetch, force=force)
 
     def warehouse_credentials(self, customer_id: str) -> WarehouseCredentials | None:
         """A customer's warehouse login: asked at use time, kept in this process's memory

@@ -51,8 +51,22 @@ query ClickstreamCustomer($id: ID!) {{
 }}
 """
 
+# Every customer's privacy requests in one paged query (not one per customer): a refresh
+# costs ceil(requests / PRIVACY_PAGE_SIZE) requests whatever the number of customers.
+PRIVACY_PAGE_SIZE = 500
+PRIVACY_REQUESTS_QUERY = """
+query ClickstreamPrivacyRequests($first: Int!, $after: String, $customerIds: [ID!]) {
+  privacyRequests(first: $first, after: $after, customerIds: $customerIds) {
+    edges { node { customerId id kind userId anonymousIds receivedAt } }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }
+}
+"""
+
 CLIENT_QUERIES = {
     "ClickstreamCustomers": CUSTOMERS_QUERY,
+    "ClickstreamPrivacyRequests": PRIVACY_REQUESTS_QUERY,
     "ClickstreamCustomer": CUSTOMER_QUERY,
     "ClickstreamCustomerSecrets": CUSTOMER_SECRETS_QUERY,
 }
@@ -77,13 +91,19 @@ def _named(type_: Any) -> Any:
 @lru_cache(maxsize=1)
 def secret_fields() -> frozenset[tuple[str, str]]:
     """(type name, field name) of every field marked `@secret` in the schema."""
+    return fields_marked("secret")
+
+
+@lru_cache(maxsize=2)
+def fields_marked(directive: str) -> frozenset[tuple[str, str]]:
+    """(type name, field name) of every field carrying `@<directive>` (secret, personal)."""
     found = set()
     for name, type_ in schema().type_map.items():
         if not isinstance(type_, GraphQLObjectType) or name.startswith("__"):
             continue
         for field_name, field in type_.fields.items():
             node = field.ast_node
-            if node and any(d.name.value == "secret" for d in node.directives or ()):
+            if node and any(d.name.value == directive for d in node.directives or ()):
                 found.add((name, field_name))
     return frozenset(found)
 

@@ -1,6 +1,7 @@
 """The reference config API server: graphql-core over `http.server`, customers from a file.
 
-For tests, local development and the catch-up bench. It can inject faults (latency, 500s,
+For tests, local development and the catch-up bench. The same file may list privacy
+requests (top-level `privacy_requests`, the API's node shape), served by `privacyRequests`. It can inject faults (latency, 500s,
 429 with Retry-After) during a time window, enforce its own rate limit (answering 429 like
 a real API gateway), and reports what it saw at `GET /stats` (requests per second, peak)
 so a test can count the requests a client made. `POST /faults` replaces the faults while
@@ -75,26 +76,56 @@ def api_node(c: CustomerConfig, raw: dict) -> dict:
 
 
 class CustomerFile:
-    """The served customers, re-read when the file changes (so tests can add one)."""
+    """The served customers (and privacy requests: the file's top-level `privacy_requests`
+    list, in the API's node shape), re-read when the file changes (so tests can add one)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._mtime: float | None = None
         self._nodes: list[dict] = []
+        self._requests: list[dict] = []
         self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        mtime = self.path.stat().st_mtime_ns
+        if mtime == self._mtime:
+            return
+        data = yaml.safe_load(self.path.read_text())
+        entries = data.get("customers", []) if isinstance(data, dict) else data
+        configs = customers_from_list(
+            [{k: v for k, v in e.items() if k != "warehouse"} for e in entries])
+        self._nodes = sorted((api_node(c, e) for c, e in zip(configs, entries)),
+                             key=lambda n: n["id"])
+        requests = (data.get("privacy_requests") if isinstance(data, dict) else None) or []
+        self._requests = sorted(({"anonymousIds": [], **r} for r in requests
+                                 if isinstance(r, dict)), key=request_order)
+        self._mtime = mtime
 
     def nodes(self) -> list[dict]:
         with self._lock:
-            mtime = self.path.stat().st_mtime_ns
-            if mtime != self._mtime:
-                data = yaml.safe_load(self.path.read_text())
-                entries = data.get("customers", []) if isinstance(data, dict) else data
-                configs = customers_from_list(
-                    [{k: v for k, v in e.items() if k != "warehouse"} for e in entries])
-                self._nodes = sorted((api_node(c, e) for c, e in zip(configs, entries)),
-                                     key=lambda n: n["id"])
-                self._mtime = mtime
+            self._load()
             return self._nodes
+
+    def privacy_requests(self) -> list[dict]:
+        with self._lock:
+            self._load()
+            return self._requests
+
+
+def request_order(node: dict) -> str:
+    """The stable order (and opaque cursor) of privacy requests: customer, received, id."""
+    return json.dumps([str(node.get(k)) for k in ("customerId", "receivedAt", "id")])
+
+
+def _page(nodes: list[dict], first: int, after: str | None, cursor) -> dict:
+    """A Relay-style page of `nodes` (already in cursor order) after the cursor `after`."""
+    begin = next((i for i, n in enumerate(nodes) if cursor(n) > after), len(nodes)) \
+        if after else 0
+    page = nodes[begin:begin + max(0, min(first, 500))]
+    return {"edges": [{"cursor": cursor(n), "node": n} for n in page],
+            "pageInfo": {"hasNextPage": begin + len(page) < len(nodes),
+                         "endCursor": cursor(page[-1]) if page else after},
+            "totalCount": len(nodes)}
 
 
 def _root(customers: CustomerFile) -> dict:
@@ -110,7 +141,16 @@ def _root(customers: CustomerFile) -> dict:
     def resolve_customer(_info, id: str) -> dict | None:  # noqa: A002 - GraphQL arg name
         return next((n for n in customers.nodes() if n["id"] == id), None)
 
-    return {"customers": resolve_customers, "customer": resolve_customer}
+    def resolve_privacy_requests(_info, first: int = 100, after: str | None = None,
+                                 customerIds: list[str] | None = None) -> dict:  # noqa: N803
+        nodes = customers.privacy_requests()
+        if customerIds is not None:
+            wanted = set(customerIds)
+            nodes = [n for n in nodes if n.get("customerId") in wanted]
+        return _page(nodes, first, after, request_order)
+
+    return {"customers": resolve_customers, "customer": resolve_customer,
+            "privacyRequests": resolve_privacy_requests}
 
 
 @dataclass
