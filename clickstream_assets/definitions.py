@@ -41,7 +41,7 @@ def build_definitions(settings: Settings | None = None,
     customers = load_customers(settings) if customers is None else customers
     privacy_assets, privacy_sensors = build_privacy_definitions(
         customers, lambda: request_source(settings),
-        timedelta(days=settings.privacy_deadline_days))
+        timedelta(days=settings.privacy_deadline_days), settings.shard.suffix)
     return Definitions(
         assets=[*build_all_customer_assets(customers, settings.max_reject_share,
                                            freshness_delay_from_env()), *privacy_assets],

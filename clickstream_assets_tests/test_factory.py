@@ -17,7 +17,7 @@ def test_definitions_have_assets_for_each_enabled_customer(settings):
     assert AssetKey(["acme", "raw_events"]) in keys
     assert AssetKey(["globex", "tracks"]) in keys
     assert not any(k.path[0] == "paused" for k in keys)
-    assert len(keys) == 2 * (1 + len(TABLE_ASSETS))
+    assert len(keys) == 2 * (1 + len(TABLE_ASSETS) + 1)  # + privacy_requests
     # a run is one step: executed in the run worker, no second process loading the location
     assert defs.resolve_job_def("__ASSET_JOB").executor_def.name == "in_process"
 
@@ -53,7 +53,8 @@ def test_a_thousand_customers_build(settings):
                  for i in range(1000)]
     defs = build_definitions(settings, customers)
     graph = defs.resolve_asset_graph()
-    assert len(graph.get_all_asset_keys()) == 1000 * (1 + len(TABLE_ASSETS))
-    assert len(graph.asset_check_keys) == 1000 * 3
+    assert len(graph.get_all_asset_keys()) == 1000 * (1 + len(TABLE_ASSETS) + 1)
+    assert len(graph.asset_check_keys) == 1000 * (3 + 1)  # + privacy_deadline
     (job,) = defs.get_repository_def().get_all_jobs()
-    assert len(job.graph.node_defs) == 1000  # one op per customer: its load and its checks
+    # one op per customer (its load and its checks) + one for every customer's privacy requests
+    assert len(job.graph.node_defs) == 1000 + 1

@@ -14,7 +14,6 @@ from dagster import (
     AssetCheckKey,
     AssetKey,
     DagsterInstance,
-    SkipReason,
     build_sensor_context,
 )
 from dagster._core.test_utils import instance_for_test
@@ -287,8 +286,13 @@ def test_with_a_ttl_ticks_and_runs_share_one_refresh(tmp_path, instance):
         server.shutdown()
 
 
-def test_sensor_skips_when_nothing_is_new(tmp_path, instance):
+def test_each_customer_has_an_executable_asset_in_its_group_and_one_sensor(tmp_path, instance):
     p = Platform(tmp_path, instance)
+    graph = p.defs.resolve_asset_graph()
+    for cid in ("acme", "globex"):
+        asset = graph.get(AssetKey([cid, "privacy_requests"]))
+        assert asset.group_name == cid and asset.is_executable and asset.partitions_def is None
+        assert AssetCheckKey(asset.key, "privacy_deadline") in graph.asset_check_keys
+    assert p.sensor.default_status.value == "RUNNING"
     data = p.tick()
-    assert not data.run_requests and data.skip_message
-    assert isinstance(SkipReason(data.skip_message), SkipReason)
+    assert not data.run_requests and data.skip_message == "no new privacy requests"

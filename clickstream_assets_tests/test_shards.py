@@ -37,5 +37,7 @@ def test_sharded_locations_split_the_assets_and_keep_sensor_state_apart(settings
     assert keys[0] | keys[1] == set(whole.resolve_asset_graph().get_all_asset_keys())
     assert not keys[0] & keys[1]
     sensors = [{s.name for s in d.sensors} for d in parts]
-    assert sensors == [{"clickstream_arrivals_shard_0_of_2"}, {"clickstream_arrivals_shard_1_of_2"}]
-    assert {s.name for s in whole.sensors} == {"clickstream_arrivals"}
+    assert sensors == [{f"{name}_shard_{i}_of_2" for name in ("clickstream_arrivals",
+                                                              "privacy_requests_sensor")}
+                       for i in range(2)]
+    assert {s.name for s in whole.sensors} == {"clickstream_arrivals", "privacy_requests_sensor"}
