@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
-from .check_defs import freshness_delay_from_env
-from .config_api.selection import config_api_resources, config_api_sensors, customer_source
-from .customers import CustomerConfig
-from .factory import build_all_customer_assets
-from .resources import EventStoreResource, WarehouseResource
-from .sensors import SENSOR_NAME, build_arrival_sensor
-from .settings import Settings
-from .startup_gc import collector_paused_then_frozen
+from clickstream_assets.config_api.selection import (
+    config_api_resources,
+    config_api_sensors,
+    customer_source,
+)
+from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.defs.asset_checks import freshness_delay_from_env
+from clickstream_assets.defs.factory import build_all_customer_assets
+from clickstream_assets.defs.resources import EventStoreResource, WarehouseResource
+from clickstream_assets.defs.sensors import SENSOR_NAME, build_arrival_sensor
+from clickstream_assets.defs.startup_gc import collector_paused_then_frozen
+from clickstream_assets.settings import Settings
 
 
 def build_resources(settings: Settings) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from .shards import SHARD_ENV, Shard
+from clickstream_assets.arrivals.shards import SHARD_ENV, Shard
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXAMPLE_CUSTOMERS_FILE = PACKAGE_DIR / "example_config" / "customers.yaml"
@@ -118,7 +118,7 @@ class ConfigApiSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], home: Path) -> "ConfigApiSettings":
-        from .config_api.rates import parse_rate  # noqa: PLC0415 - keep settings light
+        from clickstream_assets.config_api.rates import parse_rate  # noqa: PLC0415 - keep settings light
 
         state_dir = Path(env.get("CLICKSTREAM_CONFIG_API_DIR") or home / "config_api")
         return cls(

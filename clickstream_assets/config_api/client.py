@@ -29,11 +29,16 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ..settings import without_password
-from .breaker import shared_breaker
-from .cache import Cached, FileCache
-from .contract import CUSTOMER_SECRETS_QUERY, CUSTOMERS_QUERY, PAGE_SIZE, strip_secrets
-from .limiter import acquire, shared_limiter
+from clickstream_assets.config_api.breaker import shared_breaker
+from clickstream_assets.config_api.cache import Cached, FileCache
+from clickstream_assets.config_api.contract import (
+    CUSTOMER_SECRETS_QUERY,
+    CUSTOMERS_QUERY,
+    PAGE_SIZE,
+    strip_secrets,
+)
+from clickstream_assets.config_api.limiter import acquire, shared_limiter
+from clickstream_assets.settings import without_password
 
 log = logging.getLogger(__name__)
 CUSTOMERS_KEY = "customers"

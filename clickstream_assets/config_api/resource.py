@@ -11,12 +11,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from dagster import ConfigurableResource
 
-from ..customers import CustomerConfig
-from ..resources import WarehouseResource
-from ..settings import Settings
-from ..warehouse import Warehouse, takes_login, warehouse_from_url
-from .client import ClientOptions, ConfigApiClient
-from .source import API_SOURCE
+from clickstream_assets.config_api.client import ClientOptions, ConfigApiClient
+from clickstream_assets.config_api.source import API_SOURCE
+from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.defs.resources import WarehouseResource
+from clickstream_assets.settings import Settings
+from clickstream_assets.warehouse import Warehouse, takes_login, warehouse_from_url
 
 
 class ConfigApiResource(ConfigurableResource):

@@ -1,0 +1,1 @@
+"""Where raw events are read from: the local folder (embedded default) and S3."""
