@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from clickstream_assets.cli.sample_events import write_sample_hour
-from clickstream_assets.normalize.normalizer import EVENT_TYPES
+from clickstream_assets.segment_tables import EVENT_TYPES
 from clickstream_assets.stores.event_store import LocalEventStore
 
 

@@ -409,7 +409,7 @@ def report(args, gen: Generated, timing: dict, result: dict, stats: dict, runs: 
 
 
 def _type_tables() -> list[str]:
-    from clickstream_assets.normalize.normalizer import TYPE_TABLES  # noqa: PLC0415
+    from clickstream_assets.segment_tables import TYPE_TABLES
 
     return list(TYPE_TABLES.values())
 

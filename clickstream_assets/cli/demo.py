@@ -22,7 +22,7 @@ from clickstream_assets.definitions import build_resources
 from clickstream_assets.defs.asset_checks import freshness_delay_from_env
 from clickstream_assets.defs.factory import PARTITION_FORMAT, build_customer_assets
 from clickstream_assets.defs.run_queue import customer_run_tags
-from clickstream_assets.normalize.normalizer import LOADS_TABLE
+from clickstream_assets.segment_tables import LOADS_TABLE
 from clickstream_assets.settings import EXAMPLE_CUSTOMERS_FILE, HOME_CUSTOMERS_FILE, Settings
 from clickstream_assets.stores.event_store import event_store_from_url
 from clickstream_assets.warehouse import warehouse_from_url

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Mapping
 
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.normalize.naming import qualified
-from clickstream_assets.normalize.normalizer import LOADS_TABLE
+from clickstream_assets.segment_tables import LOADS_TABLE
 from clickstream_assets.stores.event_store import EventStore, hours_in, is_complete_event_file
 from clickstream_assets.warehouse import Warehouse
 

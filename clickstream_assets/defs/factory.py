@@ -34,27 +34,17 @@ from clickstream_assets.defs.retries import RETRY_POLICY, retry_only_transient
 from clickstream_assets.load.checks import DEFAULT_FRESHNESS_DELAY
 from clickstream_assets.load.pipeline import DEFAULT_MAX_REJECT_SHARE, WindowFiles, load_window
 from clickstream_assets.load.progress import throttled
-from clickstream_assets.normalize.normalizer import LOADS_TABLE, REJECTS_TABLE, RESERVED_TABLES
+from clickstream_assets.segment_tables import (
+    LOADS_TABLE,
+    RESERVED_TABLES,
+    TABLE_ASSETS,
+)
 from clickstream_assets.warehouse import LoadResult, Warehouse
 
 # BackfillPolicy.single_run() is "beta" in 1.13 but is exactly what range backfills need.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
 
 RAW_EVENTS = "raw_events"
-# Asset name -> warehouse table; `track_event_tables` stands for every per-event table.
-TABLE_ASSETS = {
-    "tracks": "tracks",
-    "pages": "pages",
-    "screens": "screens",
-    "identifies": "identifies",
-    "groups": "groups",
-    "aliases": "aliases",
-    "users": "users",
-    "accounts": "accounts",
-    "track_event_tables": None,
-    "rejects": REJECTS_TABLE,
-    "loads": LOADS_TABLE,
-}
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
 
 

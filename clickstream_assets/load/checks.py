@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from clickstream_assets.normalize.naming import qualified, quote_ident
-from clickstream_assets.normalize.normalizer import (
+from clickstream_assets.segment_tables import (
     LATEST_KEYED_TABLES,
     LOADS_TABLE,
     PARTITION_COLUMN,

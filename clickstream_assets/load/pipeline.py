@@ -15,15 +15,9 @@ from typing import BinaryIO, Iterable, Iterator
 
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.load.progress import ProgressCallback, track
+from clickstream_assets.load_batch import LoadCounts, NormalizedBatch, combine_batches
 from clickstream_assets.normalize.blocks import open_stream
-from clickstream_assets.normalize.normalizer import (
-    LoadCounts,
-    NormalizedBatch,
-    Normalizer,
-    SmallFile,
-    SmallFileGroup,
-    combine_batches,
-)
+from clickstream_assets.normalize.normalizer import Normalizer, SmallFile, SmallFileGroup
 from clickstream_assets.stores.event_store import (
     EventFile,
     EventStore,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterable, Iterator, Sequence
 
-from clickstream_assets.normalize.normalizer import NormalizedBatch
+from clickstream_assets.load_batch import NormalizedBatch
 
 DEFAULT_EVERY_FILES = 50
 DEFAULT_EVERY_SECONDS = 15.0

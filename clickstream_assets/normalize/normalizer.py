@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Iterable, Iterator
 
@@ -29,6 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.load_batch import (
+    LoadCounts,
+    NormalizedBatch,
+    combine_batches,
+    latest_per_key,
+)
 from clickstream_assets.normalize import blocks
 from clickstream_assets.normalize.blocks import (
     UNREADABLE_FILE_ERRORS,
@@ -46,7 +52,6 @@ from clickstream_assets.normalize.columns import (
     as_text,
     column,
     flatten_many,
-    parse_ts,
     resolve_collisions,
     timestamps,
 )
@@ -65,87 +70,26 @@ from clickstream_assets.normalize.schema_rules import (
     unify,
     widen,
 )
-
-__all__ = [
-    "EVENT_TYPES", "LATEST_KEYED_TABLES", "LOADS_TABLE", "PARTITION_COLUMN", "REJECTS_TABLE",
-    "RESERVED_TABLES", "TYPE_TABLES", "LoadCounts", "NormalizedBatch", "Normalizer",
-    "combine_batches", "event_table_name", "parse_ts",
-]
-
-EVENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
-TYPE_TABLES = {
-    "track": "tracks",
-    "page": "pages",
-    "screen": "screens",
-    "identify": "identifies",
-    "group": "groups",
-    "alias": "aliases",
-}
-REJECTS_TABLE = "_rejects"
-LOADS_TABLE = "_clickstream_loads"
-PARTITION_COLUMN = "_partition_hour"
-# Tables merged "newest row per key wins" rather than replaced by window.
-LATEST_KEYED_TABLES = {"users": "id", "accounts": "id"}
-RESERVED_TABLES = frozenset(
-    list(TYPE_TABLES.values()) + ["users", "accounts", REJECTS_TABLE, LOADS_TABLE]
+from clickstream_assets.segment_tables import (
+    EVENT_TYPES,
+    KEYED_BY_KIND,
+    LATEST_KEYED_TABLES,
+    PARTITION_COLUMN,
+    PAYLOAD,
+    REJECTS_TABLE,
+    RESERVED_BY_KIND,
+    TYPE_TABLES,
+    event_table_name,
 )
-BASE_COLUMNS = frozenset(
-    {
-        "id", "anonymous_id", "user_id", "received_at", "sent_at", "original_timestamp",
-        "timestamp", "loaded_at", "uuid_ts", PARTITION_COLUMN,
-    }
-)
-# Columns each kind of table adds to the base ones; properties/traits may not take them.
-KIND_COLUMNS = {
-    "track": frozenset({"event", "event_text"}),
-    "page": frozenset({"name", "category"}),
-    "screen": frozenset({"name", "category"}),
-    "group": frozenset({"group_id"}),
-    "alias": frozenset({"previous_id"}),
-    "identify": frozenset(),
-}
-RESERVED_BY_KIND = {kind: BASE_COLUMNS | extra for kind, extra in KIND_COLUMNS.items()}
-# Where each kind keeps its own fields (flattened into un-prefixed columns).
-PAYLOAD = {"track": "properties", "page": "properties", "screen": "properties",
-           "identify": "traits", "group": "traits", "alias": None}
-# Kinds that also feed a table of one row per key: (table, the key's column).
-KEYED_BY_KIND = {"identify": ("users", "user_id"), "group": ("accounts", "group_id")}
+
+__all__ = ["BlockHours", "Normalizer", "SmallFile", "SmallFileGroup"]
+
 # Prefix of the users/accounts trait columns carried on an identify/group table while it is
 # routed; `:` is never in a normalized name, so they cannot meet a real column.
 KEYED_PREFIX = "keyed:"
 DEFAULT_MAX_VARCHAR_BYTES = 65535
 RAW_SAMPLE_CHARS = 2000
 ROW = "__row"  # block row number, carried while routing
-
-
-@dataclass
-class LoadCounts:
-    """Every event read ends up in exactly one of loaded/duplicates/rejected/filtered.
-    `replaced` (set by the warehouse) counts loaded events that replaced a row the target
-    already held under the same message id outside the window: a subset of `loaded`.
-    `over_table_budget` (set by the warehouse) counts loaded track events kept in `tracks`
-    only, their event table refused by the customer's table budget: also within `loaded`."""
-
-    files: int = 0
-    bytes: int = 0
-    read: int = 0
-    loaded: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    filtered: int = 0
-    empty_lines: int = 0
-    replaced: int = 0
-    over_table_budget: int = 0
-
-    def balanced(self) -> bool:
-        return self.read == self.loaded + self.duplicates + self.rejected + self.filtered
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-    def add(self, other: "LoadCounts") -> None:
-        for k, v in other.__dict__.items():
-            setattr(self, k, getattr(self, k) + v)
 
 
 @dataclass(frozen=True)
@@ -169,50 +113,6 @@ class SmallFileGroup:
 # The partition hour of a block's rows: one for the whole block, each line's file's own
 # (small files of several hours joined), or none (ad-hoc files: from each event's receivedAt).
 BlockHours = datetime | FileLines | None
-
-
-@dataclass
-class NormalizedBatch:
-    tables: dict[str, pa.Table]
-    counts: LoadCounts
-    renames: dict[str, str] = field(default_factory=dict)  # "table.original" -> column
-
-    def row_counts(self) -> dict[str, int]:
-        return {name: t.num_rows for name, t in sorted(self.tables.items())}
-
-
-def event_table_name(event: str) -> str:
-    """Table for one track event; never one of the fixed tables."""
-    name = snake_case(event)
-    return f"{name}_event" if name in RESERVED_TABLES or name.startswith("_") else name
-
-
-def latest_per_key(table: pa.Table, key: str = "id") -> pa.Table:
-    """users/accounts: one row per key, each column's newest non-null value (by received_at),
-    so a trait sent once is kept when later identifies omit it."""
-    if table.num_rows == 0:
-        return table
-    ordered = table.sort_by([("received_at", "ascending")])
-    others = [c for c in table.column_names if c != key]
-    out = ordered.group_by(key, use_threads=False).aggregate([(c, "last") for c in others])
-    return out.rename_columns([c.removesuffix("_last") if c != key else c
-                               for c in out.column_names]).select(table.column_names)
-
-
-def combine_batches(batches: Iterable[NormalizedBatch]) -> NormalizedBatch:
-    """Chunks of one load -> one batch: tables concatenated with types widened, counts summed."""
-    parts: dict[str, list[pa.Table]] = {}
-    counts, renames = LoadCounts(), {}
-    for b in batches:
-        counts.add(b.counts)
-        renames.update(b.renames)
-        for name, t in b.tables.items():
-            parts.setdefault(name, []).append(t)
-    tables = {name: unify(ts) for name, ts in parts.items()}
-    for name, key in LATEST_KEYED_TABLES.items():
-        if name in tables:
-            tables[name] = latest_per_key(tables[name], key)
-    return NormalizedBatch({n: t for n, t in tables.items() if t.num_rows}, counts, renames)
 
 
 class Normalizer:

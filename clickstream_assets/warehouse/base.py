@@ -14,13 +14,8 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 from clickstream_assets.customers import DEFAULT_MAX_EVENT_TABLES
+from clickstream_assets.load_batch import LoadCounts, NormalizedBatch, combine_batches
 from clickstream_assets.normalize.naming import qualified
-from clickstream_assets.normalize.normalizer import (
-    RESERVED_TABLES,
-    LoadCounts,
-    NormalizedBatch,
-    combine_batches,
-)
 
 # Column types, widening and the column limit live in schema_rules (shared with the normalizer).
 from clickstream_assets.normalize.schema_rules import (  # noqa: E402,F401
@@ -30,6 +25,7 @@ from clickstream_assets.normalize.schema_rules import (  # noqa: E402,F401
     logical_type,
     widen,
 )
+from clickstream_assets.segment_tables import RESERVED_TABLES
 
 
 @dataclass

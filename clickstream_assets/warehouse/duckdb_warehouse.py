@@ -19,14 +19,10 @@ import duckdb
 import pyarrow as pa
 
 from clickstream_assets.customers import DEFAULT_MAX_EVENT_TABLES
+from clickstream_assets.load_batch import LoadCounts, NormalizedBatch, latest_per_key
 from clickstream_assets.normalize.naming import quote_ident
-from clickstream_assets.normalize.normalizer import (
-    LATEST_KEYED_TABLES,
-    LoadCounts,
-    NormalizedBatch,
-    latest_per_key,
-)
 from clickstream_assets.normalize.schema_rules import ColumnBudget, unify
+from clickstream_assets.segment_tables import LATEST_KEYED_TABLES
 from clickstream_assets.warehouse.base import LoadResult, logical_type, register_warehouse, widen
 from clickstream_assets.warehouse.column_plan import MAX_COLUMNS, ColumnType
 from clickstream_assets.warehouse.load_sequence import SqlWarehouse, Stage

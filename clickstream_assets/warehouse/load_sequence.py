@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from clickstream_assets.normalize.naming import qualified, quote_ident
-from clickstream_assets.normalize.normalizer import (
+from clickstream_assets.segment_tables import (
     LATEST_KEYED_TABLES,
     LOADS_TABLE,
     PARTITION_COLUMN,

@@ -26,9 +26,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from clickstream_assets.load_batch import NormalizedBatch
 from clickstream_assets.normalize.naming import qualified, quote_ident, short_hash
-from clickstream_assets.normalize.normalizer import LOADS_TABLE, NormalizedBatch
 from clickstream_assets.normalize.schema_rules import logical_type
+from clickstream_assets.segment_tables import LOADS_TABLE
 from clickstream_assets.warehouse.base import LoadResult, register_warehouse
 from clickstream_assets.warehouse.column_plan import ColumnType, plan_evolution
 from clickstream_assets.warehouse.load_sequence import (

@@ -25,8 +25,9 @@ from datetime import datetime, timezone
 from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from clickstream_assets.load_batch import NormalizedBatch
 from clickstream_assets.normalize.naming import qualified, quote_ident
-from clickstream_assets.normalize.normalizer import LOADS_TABLE, PARTITION_COLUMN, NormalizedBatch
+from clickstream_assets.segment_tables import LOADS_TABLE, PARTITION_COLUMN
 from clickstream_assets.warehouse.base import LoadResult, register_warehouse
 from clickstream_assets.warehouse.load_sequence import (
     CommitOutcomeUnknown,

@@ -13,7 +13,7 @@ from clickstream_assets.cli.sample_events import write_sample_hour
 from clickstream_assets.defs.factory import PARTITION_FORMAT
 from clickstream_assets.defs.run_queue import CUSTOMER_TAG, TRIGGER_TAG
 from clickstream_assets.load.pipeline import load_window
-from clickstream_assets.normalize.normalizer import LOADS_TABLE
+from clickstream_assets.segment_tables import LOADS_TABLE
 from clickstream_assets.warehouse import DuckDBWarehouse
 from clickstream_assets_tests.conftest import HOUR
 from clickstream_assets_tests.instance_harness import (

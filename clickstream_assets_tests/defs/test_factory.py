@@ -8,7 +8,8 @@ from dagster import AssetKey
 
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.definitions import build_definitions
-from clickstream_assets.defs.factory import TABLE_ASSETS, build_customer_assets, customer_partitions
+from clickstream_assets.defs.factory import build_customer_assets, customer_partitions
+from clickstream_assets.segment_tables import TABLE_ASSETS
 
 
 def test_definitions_have_assets_for_each_enabled_customer(settings):

@@ -10,7 +10,8 @@ import pytest
 
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.normalize.naming import snake_case
-from clickstream_assets.normalize.normalizer import Normalizer, event_table_name
+from clickstream_assets.normalize.normalizer import Normalizer
+from clickstream_assets.segment_tables import event_table_name
 
 HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
 LOADED = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
