@@ -58,7 +58,7 @@ from clickstream_assets.defs.factory import (  # noqa: E402
 )
 from clickstream_assets.defs.resources import EventStoreResource, WarehouseResource  # noqa: E402
 from clickstream_assets.load.pipeline import load_window  # noqa: E402
-from clickstream_assets.stores.event_store import LocalEventStore  # noqa: E402
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.warehouse import DuckDBWarehouse  # noqa: E402
 
 START = datetime(2026, 10, 1, tzinfo=timezone.utc)

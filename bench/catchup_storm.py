@@ -68,7 +68,7 @@ def write_setup(home: Path, n: int, hours: int) -> tuple[Path, datetime]:
     import yaml  # noqa: PLC0415
 
     from clickstream_assets.cli.sample_events import write_sample_hour  # noqa: PLC0415
-    from clickstream_assets.stores.event_store import LocalEventStore  # noqa: PLC0415
+    from clickstream_assets.stores.local_event_store import LocalEventStore
 
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(hours=hours)

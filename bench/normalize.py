@@ -36,7 +36,8 @@ CUSTOMER = "bench"
 
 def write_corpus(root: Path, events: int, files: int) -> dict:
     from clickstream_assets.cli.sample_events import hour_lines
-    from clickstream_assets.stores.event_store import LocalEventStore, hour_prefix
+    from clickstream_assets.stores.event_store import hour_prefix
+    from clickstream_assets.stores.local_event_store import LocalEventStore
 
     store, per_file, total_bytes, lines_total = LocalEventStore(root), events // files, 0, 0
     for i in range(files):
@@ -59,7 +60,7 @@ def _customer():
 
 def _window(root: Path, hours: int):
     from clickstream_assets.load.pipeline import list_window
-    from clickstream_assets.stores.event_store import LocalEventStore
+    from clickstream_assets.stores.local_event_store import LocalEventStore
 
     store = LocalEventStore(root)
     return store, list_window(store, _customer(), HOUR0, HOUR0 + timedelta(hours=hours))
@@ -79,7 +80,7 @@ def ours_normalize(root: Path, hours: int, _db: Path, prefetch: bool = True) -> 
 
 def ours_duckdb(root: Path, hours: int, db: Path) -> int:
     from clickstream_assets.load.pipeline import load_window
-    from clickstream_assets.stores.event_store import LocalEventStore
+    from clickstream_assets.stores.local_event_store import LocalEventStore
     from clickstream_assets.warehouse import DuckDBWarehouse
 
     _, result = load_window(LocalEventStore(root), DuckDBWarehouse(db), _customer(), HOUR0,

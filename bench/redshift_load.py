@@ -21,7 +21,7 @@ import psycopg2
 from clickstream_assets.cli.sample_events import write_sample_hour
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.load.pipeline import list_window, normalize_window
-from clickstream_assets.stores.event_store import LocalEventStore
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.testing.redshift_emulator import RedshiftEmulator
 from clickstream_assets.testing.services import FAKE_AWS_ENV, POSTGRES_DSN, start_moto_s3
 from clickstream_assets.warehouse import DuckDBWarehouse, RedshiftWarehouse

@@ -14,7 +14,6 @@ from clickstream_assets.config_api.selection import (
     customer_source,
 )
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.defs.asset_checks import freshness_delay_from_env
 from clickstream_assets.defs.factory import build_all_customer_assets
 from clickstream_assets.defs.resources import EventStoreResource, WarehouseResource
 from clickstream_assets.defs.sensors import SENSOR_NAME, build_arrival_sensor
@@ -41,13 +40,14 @@ def build_definitions(settings: Settings | None = None,
     customers = load_customers(settings) if customers is None else customers
     return Definitions(
         assets=build_all_customer_assets(customers, settings.max_reject_share,
-                                         freshness_delay_from_env()),
+                                         settings.freshness_delay),
         resources=build_resources(settings),
         # A run is one step (a customer's load, its checks included): the multiprocess
         # executor would only start a second process that loads the code location again
         # (20-30 s per run on a loaded 2-core host in the storm bench, docs/deploy.md).
         executor=in_process_executor,
-        sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix),
+        sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix,
+                                      settings=settings.arrivals),
                  *config_api_sensors(settings, customers)],
     )
 

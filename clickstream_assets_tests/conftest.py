@@ -10,7 +10,7 @@ import pytest
 from clickstream_assets.cli.sample_events import write_sample_hour
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.settings import Settings
-from clickstream_assets.stores.event_store import LocalEventStore
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.warehouse import DuckDBWarehouse
 
 HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Protocol, Sequence
 
 from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.settings import ArrivalSettings
 from clickstream_assets.stores.event_store import (
     EventFile,
     EventStore,
@@ -38,7 +39,7 @@ from clickstream_assets.stores.event_store import (
     is_complete_event_file,
 )
 
-DEFAULT_LOOKBACK_HOURS = 48
+DEFAULT_LOOKBACK_HOURS = ArrivalSettings.lookback_hours
 DEFAULT_MAX_REQUESTS = 1000
 DEFAULT_MAX_SECONDS = 30.0
 DEFAULT_CONCURRENCY = 8  # listings in flight: ~1000 customers x ~40 ms fit one tick

@@ -38,9 +38,10 @@ from clickstream_assets.arrivals.queue import (
     route,
 )
 from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.settings import ArrivalSettings
 from clickstream_assets.stores.event_store import EventStore
 
-DEFAULT_RECONCILE_SECONDS = 3600
+DEFAULT_RECONCILE_SECONDS = ArrivalSettings.reconcile_seconds
 
 
 @dataclass

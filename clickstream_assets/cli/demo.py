@@ -19,7 +19,6 @@ from dagster import DagsterInstance, materialize
 from clickstream_assets.cli.sample_events import recent_hours, write_sample_hour
 from clickstream_assets.customers import CustomerConfig, FileCustomerSource, parse_timestamp
 from clickstream_assets.definitions import build_resources
-from clickstream_assets.defs.asset_checks import freshness_delay_from_env
 from clickstream_assets.defs.factory import PARTITION_FORMAT, build_customer_assets
 from clickstream_assets.defs.run_queue import customer_run_tags
 from clickstream_assets.segment_tables import LOADS_TABLE
@@ -98,7 +97,7 @@ def run_demo(home: Path, hours: int = 6, events_per_hour: int = 200) -> dict[str
     write_sample_events(settings, customers, window, events_per_hour)
     instance = open_instance(settings)
     resources = build_resources(settings)
-    delay = freshness_delay_from_env()
+    delay = settings.freshness_delay
     for c in customers:
         result = materialize(
             build_customer_assets(c, settings.max_reject_share, delay),

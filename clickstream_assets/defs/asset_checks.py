@@ -15,9 +15,8 @@ its audit. Freshness fails at ERROR without blocking (late data is not wrong dat
 drift is a warning and compares with its own previous evaluation.
 """
 
-import os
 from datetime import datetime, timedelta, timezone
-from typing import Iterator, Mapping
+from typing import Iterator
 
 from dagster import (
     AssetCheckKey,
@@ -32,22 +31,6 @@ from dagster import (
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.load import checks
 from clickstream_assets.warehouse import Warehouse
-
-FRESHNESS_ENV = "CLICKSTREAM_FRESHNESS_DELAY_MINUTES"
-
-
-def freshness_delay_from_env(env: Mapping[str, str] | None = None) -> timedelta:
-    env = os.environ if env is None else env
-    raw = env.get(FRESHNESS_ENV)
-    if raw is None:
-        return checks.DEFAULT_FRESHNESS_DELAY
-    try:
-        minutes = float(raw)
-    except ValueError:
-        raise ValueError(f"{FRESHNESS_ENV} must be a number of minutes, got {raw!r}")
-    if minutes < 0:
-        raise ValueError(f"{FRESHNESS_ENV} must not be negative, got {minutes}")
-    return timedelta(minutes=minutes)
 
 
 def _result(outcome: checks.CheckOutcome,

@@ -14,9 +14,8 @@ CLICKSTREAM_ARRIVAL_SENSOR=running (or start it in the UI) where files really ar
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 from dagster import (
     AssetKey,
@@ -31,7 +30,6 @@ from dagster import (
 
 from clickstream_assets.arrivals.listing import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_LOOKBACK_HOURS,
     DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_SECONDS,
     ArrivalCursor,
@@ -39,19 +37,14 @@ from clickstream_assets.arrivals.listing import (
     HourRange,
 )
 from clickstream_assets.arrivals.queue import DEFAULT_MAX_RECEIVES, ArrivalQueue
-from clickstream_assets.arrivals.tick import DEFAULT_RECONCILE_SECONDS, TickResult, arrival_tick
+from clickstream_assets.arrivals.tick import TickResult, arrival_tick
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.defs.factory import PARTITION_FORMAT, raw_events_key
 from clickstream_assets.defs.resources import EventStoreResource
 from clickstream_assets.defs.run_queue import customer_run_tags
+from clickstream_assets.settings import ArrivalSettings, Settings
 
 SENSOR_NAME = "clickstream_arrivals"
-STATUS_ENV = "CLICKSTREAM_ARRIVAL_SENSOR"
-LOOKBACK_ENV = "CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS"
-INTERVAL_ENV = "CLICKSTREAM_ARRIVAL_INTERVAL_SECONDS"
-QUEUE_ENV = "CLICKSTREAM_ARRIVAL_QUEUE_URL"  # absent: listing every tick
-RECONCILE_ENV = "CLICKSTREAM_ARRIVAL_RECONCILE_MINUTES"  # with a queue: sweep this often
-DEFAULT_INTERVAL_SECONDS = 60
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -112,18 +105,6 @@ def run_request_for(hours: HourRange) -> RunRequest:
                       tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last})
 
 
-def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
-    raw = (os.environ if env is None else env).get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name} must be a positive whole number, got {raw!r}")
-    return int(raw)
-
-
-def default_status(env: Mapping[str, str] | None = None) -> DefaultSensorStatus:
-    value = (os.environ if env is None else env).get(STATUS_ENV, "").strip().lower()
-    return DefaultSensorStatus.RUNNING if value == "running" else DefaultSensorStatus.STOPPED
 
 
 def tick_summary(result: TickResult) -> str:
@@ -136,6 +117,7 @@ def tick_summary(result: TickResult) -> str:
 
 
 def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SENSOR_NAME,
+                         settings: ArrivalSettings | None = None,
                          lookback_hours: int | None = None,
                          max_requests: int = DEFAULT_MAX_REQUESTS,
                          max_seconds: float = DEFAULT_MAX_SECONDS,
@@ -150,12 +132,12 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
 
     `asset_selection` (not `target`): customers' partitions differ (each starts at its own
     hour), so each run goes to the implicit job of its customer's assets, not one job.
-    Unset knobs come from CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS / _INTERVAL_SECONDS /
-    _QUEUE_URL (S3 event notifications; listing only when absent) / _RECONCILE_MINUTES."""
-    lookback_hours = lookback_hours or env_int(LOOKBACK_ENV, DEFAULT_LOOKBACK_HOURS)
-    interval = minimum_interval_seconds or env_int(INTERVAL_ENV, DEFAULT_INTERVAL_SECONDS)
-    queue_url = queue_url or os.environ.get(QUEUE_ENV, "").strip() or None
-    reconcile = reconcile_seconds or 60 * env_int(RECONCILE_ENV, DEFAULT_RECONCILE_SECONDS // 60)
+    Knobs not given come from `settings` (Settings.arrivals: CLICKSTREAM_ARRIVAL_*)."""
+    settings = settings or Settings.from_env().arrivals
+    lookback_hours = lookback_hours or settings.lookback_hours
+    interval = minimum_interval_seconds or settings.interval_seconds
+    queue_url = queue_url or settings.queue_url
+    reconcile = reconcile_seconds or settings.reconcile_seconds
     enabled = [c for c in customers if c.enabled]
     selection = AssetSelection.assets(*(k for c in enabled
                                         for k in customer_asset_keys(c.customer_id)))
@@ -164,7 +146,8 @@ def build_arrival_sensor(customers: Sequence[CustomerConfig], *, name: str = SEN
               else "listing")
 
     @sensor(name=name, asset_selection=selection, minimum_interval_seconds=interval,
-            default_status=status or default_status(),
+            default_status=status or (DefaultSensorStatus.RUNNING if settings.running
+                                            else DefaultSensorStatus.STOPPED),
             description=f"New event files in the last {lookback_hours} hours of "
                         f"{len(enabled)} customers ({signal}) -> runs for the changed hours.")
     def arrival_sensor(context: SensorEvaluationContext,

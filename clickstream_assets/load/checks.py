@@ -22,9 +22,10 @@ from clickstream_assets.segment_tables import (
     REJECTS_TABLE,
     TYPE_TABLES,
 )
+from clickstream_assets.settings import Settings
 from clickstream_assets.warehouse import Warehouse
 
-DEFAULT_FRESHNESS_DELAY = timedelta(hours=2)
+DEFAULT_FRESHNESS_DELAY = Settings.freshness_delay
 HOUR = timedelta(hours=1)
 
 

@@ -18,13 +18,8 @@ from clickstream_assets.load.progress import ProgressCallback, track
 from clickstream_assets.load_batch import LoadCounts, NormalizedBatch, combine_batches
 from clickstream_assets.normalize.blocks import open_stream
 from clickstream_assets.normalize.normalizer import Normalizer, SmallFile, SmallFileGroup
-from clickstream_assets.stores.event_store import (
-    EventFile,
-    EventStore,
-    LocalEventStore,
-    hour_from_key,
-    hours_in,
-)
+from clickstream_assets.stores.event_store import EventFile, EventStore, hour_from_key, hours_in
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.warehouse import LoadResult, Warehouse
 
 DEFAULT_MAX_REJECT_SHARE = 0.5

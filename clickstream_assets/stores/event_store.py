@@ -8,11 +8,9 @@ store-relative, '/'-separated, so a key means the same thing in every implementa
 from __future__ import annotations
 
 import gzip
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import BinaryIO, Iterator
 
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".inprogress")
@@ -82,6 +80,11 @@ class EventStore(ABC):
     @abstractmethod
     def write(self, key: str, data: bytes) -> None: ...
 
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str) -> "EventStore":
+        """Open the store a URL of this store's scheme names."""
+
     @property
     @abstractmethod
     def uri(self) -> str:
@@ -103,54 +106,21 @@ class EventStore(ABC):
             raw.close()
 
 
-class LocalEventStore(EventStore):
-    """A folder laid out like the bucket: the embedded default."""
+STORE_CLASSES: dict[str, type["EventStore"]] = {}
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
 
-    @property
-    def uri(self) -> str:
-        return f"file://{self.root.resolve()}"
-
-    def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root.resolve() not in path.parents and path != self.root.resolve():
-            raise ValueError(f"key escapes the event store root: {key!r}")
-        return path
-
-    def list_prefix(self, key_prefix: str) -> list[EventFile]:
-        base = self._path(key_prefix.rstrip("/") or ".")
-        if not base.is_dir():
-            return []
-        files = []
-        for path in base.rglob("*"):
-            if path.is_file():
-                st = path.stat()
-                key = path.relative_to(self.root.resolve()).as_posix()
-                files.append(EventFile(key=key, size=st.st_size, last_modified=st.st_mtime))
-        return sorted(files, key=lambda f: f.key)
-
-    def open(self, key: str) -> BinaryIO:
-        return open(self._path(key), "rb")
-
-    def write(self, key: str, data: bytes) -> None:
-        """Write atomically (temp name, then rename) so a reader never sees half a file."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+def register_store(scheme: str, cls: type[EventStore]) -> None:
+    """`scheme://...` URLs open `cls.from_url`; a bare path is `file`. A new store is one module
+    that registers itself plus its import in `stores/__init__.py`."""
+    STORE_CLASSES[scheme] = cls
 
 
 def event_store_from_url(url: str) -> EventStore:
     """A local folder (path or file://) is the default; s3://bucket/prefix selects S3."""
-    if url.startswith("s3://"):
-        try:
-            from clickstream_assets.stores.s3_event_store import S3EventStore  # noqa: PLC0415 - optional backend
-        except ImportError as exc:
-            raise ValueError(f"S3 event store is not available: {exc}") from exc
-        return S3EventStore.from_url(url)
-    if "://" in url and not url.startswith("file://"):
-        raise ValueError(f"unsupported event store URL {url!r}: use a folder path or s3://")
-    return LocalEventStore(url.removeprefix("file://"))
+    scheme = url.split("://", 1)[0] if "://" in url else "file"
+    cls = STORE_CLASSES.get(scheme)
+    if cls is None:
+        known = ", ".join(f"{s}://" for s in sorted(STORE_CLASSES))
+        raise ValueError(f"unsupported event store URL scheme {scheme!r}: use a folder path or "
+                         f"one of {known}")
+    return cls.from_url(url)

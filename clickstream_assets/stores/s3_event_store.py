@@ -21,7 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlparse
 
-from clickstream_assets.stores.event_store import EventFile, EventStore, hour_from_key, hour_prefix
+from clickstream_assets.stores.event_store import (
+    EventFile,
+    EventStore,
+    hour_from_key,
+    hour_prefix,
+    register_store,
+)
 from clickstream_assets.stores.s3_encryption import sse_args
 
 DEFAULT_RETRIES = {"mode": "adaptive", "max_attempts": 8}
@@ -195,3 +201,6 @@ class S3EventStore(EventStore):
     def write(self, key: str, data: bytes) -> None:
         """One PUT, encrypted at rest (SSE-S3): S3 makes the object visible only when complete."""
         self.client.put_object(Bucket=self.bucket, Key=self.root + key, Body=data, **sse_args())
+
+
+register_store("s3", S3EventStore)

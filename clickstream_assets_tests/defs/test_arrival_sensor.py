@@ -17,7 +17,6 @@ from clickstream_assets.defs.sensors import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     build_arrival_sensor,
-    default_status,
 )
 from clickstream_assets.testing.s3_seed import (
     BUCKET,
@@ -198,8 +197,9 @@ def test_tens_of_thousands_of_old_keys_cost_one_listing_per_customer(h):
 
 
 def test_sensor_is_stopped_unless_asked_to_run_and_knobs_come_from_env(monkeypatch):
-    assert default_status({}).value == "STOPPED"
-    assert default_status({"CLICKSTREAM_ARRIVAL_SENSOR": "running"}).value == "RUNNING"
+    assert build_arrival_sensor(CUSTOMERS).default_status.value == "STOPPED"
+    monkeypatch.setenv("CLICKSTREAM_ARRIVAL_SENSOR", "running")
+    assert build_arrival_sensor(CUSTOMERS).default_status.value == "RUNNING"
     monkeypatch.setenv("CLICKSTREAM_ARRIVAL_INTERVAL_SECONDS", "30")
     monkeypatch.setenv("CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS", "72")
     sensor = build_arrival_sensor(CUSTOMERS)

@@ -20,11 +20,11 @@ from dagster import (
 from clickstream_assets.cli.sample_events import write_sample_hour
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.definitions import build_resources
-from clickstream_assets.defs.asset_checks import freshness_delay_from_env
 from clickstream_assets.defs.factory import PARTITION_FORMAT, build_customer_assets
 from clickstream_assets.load import checks
 from clickstream_assets.load.pipeline import load_window
-from clickstream_assets.stores.event_store import LocalEventStore
+from clickstream_assets.settings import Settings
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.warehouse import DuckDBWarehouse
 from clickstream_assets_tests.conftest import HOUR
 
@@ -95,12 +95,12 @@ def test_freshness(loaded, customer):
     assert not checks.freshness(loaded, "nobody", loaded_end, customer.start, delay).passed
 
 
-def test_freshness_delay_from_env():
-    assert freshness_delay_from_env({}) == checks.DEFAULT_FRESHNESS_DELAY
-    assert freshness_delay_from_env({"CLICKSTREAM_FRESHNESS_DELAY_MINUTES": "30"}) == timedelta(
-        minutes=30)
+def test_freshness_delay_comes_from_settings():
+    assert Settings.from_env({}).freshness_delay == checks.DEFAULT_FRESHNESS_DELAY
+    assert Settings.from_env({"CLICKSTREAM_FRESHNESS_DELAY_MINUTES": "30"}).freshness_delay == (
+        timedelta(minutes=30))
     with pytest.raises(ValueError, match="number of minutes"):
-        freshness_delay_from_env({"CLICKSTREAM_FRESHNESS_DELAY_MINUTES": "soon"})
+        Settings.from_env({"CLICKSTREAM_FRESHNESS_DELAY_MINUTES": "soon"})
 
 
 def test_schema_drift_reports_new_columns(loaded):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.load.pipeline import load_window
-from clickstream_assets.stores.event_store import LocalEventStore
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets_tests.conftest import HOUR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
