@@ -14,6 +14,12 @@ from clickstream_assets.customers import CustomerConfig, CustomerConfigError, Fi
 from clickstream_assets.settings import DEFAULT_HOME, Settings
 
 
+def _home_arg(parser: argparse.ArgumentParser) -> None:
+    """`--home`, defaulting to $CLICKSTREAM_HOME like every other setting, else ./.clickstream."""
+    parser.add_argument("--home", default=os.environ.get("CLICKSTREAM_HOME") or DEFAULT_HOME,
+                        help="state folder (default $CLICKSTREAM_HOME, else ./.clickstream)")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from clickstream_assets.cli.demo import format_summary, run_demo  # noqa: PLC0415 - keep `--help` fast
 
@@ -244,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="write sample events and load them through Dagster")
-    demo.add_argument("--home", default=DEFAULT_HOME, help="state folder (default ./.clickstream)")
+    _home_arg(demo)
     demo.add_argument("--hours", type=int, default=6)
     demo.add_argument("--events-per-hour", type=int, default=200)
     demo.set_defaults(func=_cmd_demo)
@@ -258,13 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="per customer: latest hour loaded, newest files, "
                                            "lag, last 24 h, last run")
-    status.add_argument("--home", default=DEFAULT_HOME,
-                        help="state folder (default ./.clickstream)")
+    _home_arg(status)
     status.add_argument("--json", action="store_true", help="JSON for scripts")
     status.set_defaults(func=_cmd_status)
 
     ui = sub.add_parser("ui", help="open the Dagster UI on the demo's instance")
-    ui.add_argument("--home", default=DEFAULT_HOME)
+    _home_arg(ui)
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=_cmd_ui)
     _add_config_api_parser(sub)

@@ -66,3 +66,14 @@ def test_a_warehouse_file_named_like_the_customer_schema_loads(tmp_path, store, 
                    f"duckdb://{tmp_path / 'acme.duckdb'}", *files)
     assert DuckDBWarehouse(tmp_path / "acme.duckdb").row_counts("acme")["tracks"] \
         == summary["rows_written"]["tracks"] > 0
+
+
+def test_home_defaults_to_clickstream_home_like_every_setting(tmp_path, monkeypatch):
+    from clickstream_assets.cli import build_parser
+
+    monkeypatch.setenv("CLICKSTREAM_HOME", str(tmp_path / "state"))
+    for command in ("demo", "status", "ui"):
+        assert build_parser().parse_args([command]).home == str(tmp_path / "state")
+    assert build_parser().parse_args(["status", "--home", "elsewhere"]).home == "elsewhere"
+    monkeypatch.delenv("CLICKSTREAM_HOME")
+    assert build_parser().parse_args(["ui"]).home == ".clickstream"
