@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..privacy.sources import RequestBatch, parse_nodes
-from .client import ConfigApiClient
+from clickstream_assets.privacy.sources import RequestBatch, parse_nodes
+from clickstream_assets.config_api.client import ConfigApiClient
 
 API_WHERE = "config API"
 

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .sources import RequestBatch
+from clickstream_assets.privacy.sources import RequestBatch
 
 TOKEN_CHARS = 12  # 48 bits of sha256: a collision within one customer's requests is ~never
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Mapping, Sequence
 
-from .requests import PrivacyRequest
-from .sources import CustomerRequests, RequestProblem
+from clickstream_assets.privacy.requests import PrivacyRequest
+from clickstream_assets.privacy.sources import CustomerRequests, RequestProblem
 
 DEFAULT_DEADLINE = timedelta(days=30)
 MAX_IDS_SHOWN = 20  # request ids listed in metadata; the counts are always complete

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Protocol
 
 import yaml
 
-from .requests import InvalidPrivacyRequest, PrivacyRequest
+from clickstream_assets.privacy.requests import InvalidPrivacyRequest, PrivacyRequest
 
 NODE_FIELDS = ("customerId", "id", "kind", "userId", "anonymousIds", "receivedAt")
 # A source listing more requests than this is cut there and the rest counted: a runaway file
@@ -202,12 +202,12 @@ class FileRequestSource:
 def request_source(settings) -> RequestSource:
     """The configured source, as for customers (config_api/selection.py): the config API when
     CLICKSTREAM_CONFIG_API_URL is set, else the requests file."""
-    from ..config_api.selection import uses_config_api  # noqa: PLC0415 - keep this module light
+    from clickstream_assets.config_api.selection import uses_config_api  # noqa: PLC0415 - keep this module light
 
     if not uses_config_api(settings):
         return FileRequestSource(settings.privacy_file)
-    from ..config_api.privacy_source import ConfigApiRequestSource  # noqa: PLC0415
-    from ..config_api.resource import ConfigApiResource  # noqa: PLC0415
+    from clickstream_assets.config_api.privacy_source import ConfigApiRequestSource  # noqa: PLC0415
+    from clickstream_assets.config_api.resource import ConfigApiResource  # noqa: PLC0415
 
     return ConfigApiRequestSource(ConfigApiResource.from_settings(settings).get_client())
 
