@@ -20,13 +20,13 @@ from dagster._core.test_utils import instance_for_test
 
 from clickstream_assets.config_api.server import serve_in_thread
 from clickstream_assets.definitions import build_definitions
+from clickstream_assets.defs.run_queue import CUSTOMER_TAG
 from clickstream_assets.privacy.processing import completed_requests
-from clickstream_assets.run_queue import CUSTOMER_TAG
 from clickstream_assets.settings import Settings
 from clickstream_assets.warehouse import warehouse_from_url
 
-from .config_api_helpers import stats
-from .privacy_helpers import ANON, USER, node, write_api_data, write_requests
+from clickstream_assets_tests.config_api_helpers import stats
+from clickstream_assets_tests.privacy_helpers import ANON, USER, node, write_api_data, write_requests
 
 HOUR = "2026-11-20-10:00"
 OTHER = "someone-else-42"

@@ -26,8 +26,8 @@ from clickstream_assets.privacy.sources import (
 )
 from clickstream_assets.settings import Settings
 
-from .config_api_helpers import client, stats
-from .privacy_helpers import ANON, USER, node, write_api_data, write_requests
+from clickstream_assets_tests.config_api_helpers import client, stats
+from clickstream_assets_tests.privacy_helpers import ANON, USER, node, write_api_data, write_requests
 
 NOW = datetime(2026, 12, 5, tzinfo=timezone.utc)
 
@@ -105,7 +105,7 @@ def test_settings_place_the_file_beside_the_customers_file(tmp_path):
     settings = Settings.from_env({"CLICKSTREAM_HOME": str(home),
                                   "CLICKSTREAM_PRIVACY_REQUESTS_FILE": str(chosen),
                                   "CLICKSTREAM_PRIVACY_DEADLINE_DAYS": "7"})
-    assert settings.privacy_file == chosen and settings.privacy_deadline_days == 7
+    assert settings.privacy_file == chosen and settings.privacy.deadline_days == 7
     with pytest.raises(ValueError, match="CLICKSTREAM_PRIVACY_DEADLINE_DAYS"):
         Settings.from_env({"CLICKSTREAM_PRIVACY_DEADLINE_DAYS": "-1"})
     write_requests(chosen, [node("acme", "r1")])
