@@ -40,7 +40,7 @@ def build_definitions(settings: Settings | None = None,
                       customers: list[CustomerConfig] | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     customers = load_customers(settings) if customers is None else customers
-    privacy_assets, privacy_sensors = build_privacy_definitions(
+    privacy_assets, privacy_sensors, privacy_schedules = build_privacy_definitions(
         customers, lambda: request_source(settings), settings.privacy, settings.shard.suffix)
     return Definitions(
         assets=[*build_all_customer_assets(customers, settings.max_reject_share,
@@ -53,6 +53,7 @@ def build_definitions(settings: Settings | None = None,
         sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix,
                                       settings=settings.arrivals),
                  *config_api_sensors(settings, customers), *privacy_sensors],
+        schedules=privacy_schedules,
     )
 
 

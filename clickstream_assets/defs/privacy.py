@@ -13,23 +13,29 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetSelection,
     AssetSpec,
     AssetsDefinition,
+    DefaultScheduleStatus,
     DefaultSensorStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
     RunRequest,
+    ScheduleDefinition,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    define_asset_job,
     multi_asset,
+    sensor,
 )
 
 from clickstream_assets.customers import CustomerConfig
@@ -45,6 +51,7 @@ PRIVACY_ASSET = "privacy_requests"
 DEADLINE_CHECK = "privacy_deadline"
 SENSOR_NAME = "privacy_requests_sensor"
 MAX_PROBLEMS_LOGGED = 20
+DEADLINE_CRON = "0 6 * * *"  # the daily deadline check run (UTC)
 
 SourceFactory = Callable[[], RequestSource]
 
@@ -222,8 +229,6 @@ def build_privacy_sensor(customers: Sequence[CustomerConfig], source: SourceFact
     """One sensor for every enabled customer: a run per customer with requests not handed to
     a run before. A tick reads the source once (the file, or one cached paged API query for
     all customers) and no warehouse."""
-    from dagster import AssetSelection, sensor  # noqa: PLC0415
-
     ids = [c.customer_id for c in customers if c.enabled]
     selection = AssetSelection.assets(*(privacy_key(cid) for cid in ids))
 
@@ -256,13 +261,32 @@ def build_privacy_sensor(customers: Sequence[CustomerConfig], source: SourceFact
     return privacy_requests_sensor
 
 
+def build_deadline_schedule(customers: Sequence[CustomerConfig], settings: PrivacySettings,
+                            suffix: str = "") -> ScheduleDefinition:
+    """Every customer's deadline check once a day, in one run that processes nothing: a
+    request can pass the deadline while no run happens (a failed run, an invalid request)."""
+    checks = [AssetCheckKey(privacy_key(c.customer_id), DEADLINE_CHECK) for c in customers]
+    job = define_asset_job(f"privacy_deadline_checks{suffix}",
+                           selection=AssetSelection.checks(*checks),
+                           description="Every customer's privacy_deadline check, nothing "
+                                       "processed.")
+    return ScheduleDefinition(
+        name=f"privacy_deadline_daily{suffix}", job=job, cron_schedule=DEADLINE_CRON,
+        execution_timezone="UTC", default_status=(DefaultScheduleStatus.RUNNING
+                                                  if settings.sensor_running
+                                                  else DefaultScheduleStatus.STOPPED))
+
+
 def build_privacy_definitions(customers: Sequence[CustomerConfig], source: SourceFactory,
                               settings: PrivacySettings, sensor_suffix: str = ""
-                              ) -> tuple[list[AssetsDefinition], list]:
-    """(assets with their checks, sensors) for the code location; a shard's sensor is named
-    with the shard's suffix so each shard keeps its own handed-request state."""
+                              ) -> tuple[list[AssetsDefinition], list, list]:
+    """(assets with their checks, sensors, schedules) for the code location; a shard's sensor
+    and schedule are named with the shard's suffix so each shard keeps its own state."""
     enabled = [c for c in customers if c.enabled]
+    if not enabled:
+        return [], [], []
     deadline = timedelta(days=settings.deadline_days)
-    return ([build_privacy_assets(enabled, source, deadline)] if enabled else [],
+    return ([build_privacy_assets(enabled, source, deadline)],
             [build_privacy_sensor(enabled, source, name=SENSOR_NAME + sensor_suffix,
-                                  settings=settings)])
+                                  settings=settings)],
+            [build_deadline_schedule(enabled, settings, sensor_suffix)])

@@ -228,6 +228,21 @@ def test_the_deadline_check_fails_for_an_old_pending_request_then_passes(tmp_pat
     assert p.person_rows() == 0
 
 
+def test_the_daily_schedule_evaluates_every_deadline_check_and_processes_nothing(
+        tmp_path, instance):
+    p = Platform(tmp_path, instance)
+    p.load_events()
+    write_requests(p.requests_file, [node("acme", "old", age=timedelta(days=45))])
+    schedule = p.defs.resolve_schedule_def("privacy_deadline_daily")
+    assert schedule.cron_schedule == "0 6 * * *" and schedule.default_status.value == "RUNNING"
+    job = p.defs.resolve_job_def(schedule.job_name)
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    evaluations = {e.asset_key.path[0]: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {"acme", "globex"}
+    assert not evaluations["acme"].passed and evaluations["globex"].passed
+    assert result.get_asset_materialization_events() == [] and p.person_rows() > 0
+
+
 def test_a_malformed_request_is_reported_and_the_others_processed(tmp_path, instance):
     p = Platform(tmp_path, instance)
     p.load_events()
