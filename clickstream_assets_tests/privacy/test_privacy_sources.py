@@ -106,6 +106,10 @@ def test_settings_place_the_file_beside_the_customers_file(tmp_path):
                                   "CLICKSTREAM_PRIVACY_REQUESTS_FILE": str(chosen),
                                   "CLICKSTREAM_PRIVACY_DEADLINE_DAYS": "7"})
     assert settings.privacy_file == chosen and settings.privacy.deadline_days == 7
+    assert settings.privacy.sensor_running and settings.privacy.interval_seconds == 60
+    stopped = Settings.from_env({"CLICKSTREAM_PRIVACY_SENSOR": "stopped",
+                                 "CLICKSTREAM_PRIVACY_INTERVAL_SECONDS": "300"}).privacy
+    assert not stopped.sensor_running and stopped.interval_seconds == 300
     with pytest.raises(ValueError, match="CLICKSTREAM_PRIVACY_DEADLINE_DAYS"):
         Settings.from_env({"CLICKSTREAM_PRIVACY_DEADLINE_DAYS": "-1"})
     write_requests(chosen, [node("acme", "r1")])
