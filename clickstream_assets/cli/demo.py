@@ -3,8 +3,9 @@
 Runs are recorded in a persistent Dagster instance under the home folder, so
 `clickstream ui` (or `dagster dev` with DAGSTER_HOME set) shows them afterwards. What the UI
 shows should read as healthy: the demo writes the home's own customers file so partitions
-start at the demo's first hour, runs every customer's checks with its load, and turns off the
-instance's onboarding dialog.
+start at the demo's first hour, runs every customer's checks with its load, runs the customers'
+privacy requests asset once (no requests: zeros, its deadline check passing), and turns off
+the instance's onboarding dialog.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from clickstream_assets.cli.sample_events import recent_hours, write_sample_hour
 from clickstream_assets.customers import CustomerConfig, FileCustomerSource, parse_timestamp
 from clickstream_assets.definitions import build_resources
 from clickstream_assets.defs.factory import PARTITION_FORMAT, build_customer_assets
-from clickstream_assets.defs.run_queue import customer_run_tags
+from clickstream_assets.defs.privacy import build_privacy_definitions
+from clickstream_assets.defs.run_queue import TRIGGER_TAG, customer_run_tags
+from clickstream_assets.privacy.sources import request_source
 from clickstream_assets.segment_tables import LOADS_TABLE
 from clickstream_assets.settings import EXAMPLE_CUSTOMERS_FILE, HOME_CUSTOMERS_FILE, Settings
 from clickstream_assets.stores.event_store import event_store_from_url
@@ -112,9 +115,25 @@ def run_demo(home: Path, hours: int = 6, events_per_hour: int = 200) -> dict[str
         if not result.success or failed:
             raise RuntimeError(f"demo run for {c.customer_id} failed"
                                + (f": checks {', '.join(failed)} did not pass" if failed else ""))
+    run_privacy_requests(settings, customers, instance, resources)
     warehouse = warehouse_from_url(settings.warehouse_url)
     return {c.customer_id: {t: n for t, n in warehouse.row_counts(c.warehouse_schema).items()
                             if t != LOADS_TABLE} for c in customers}
+
+
+def run_privacy_requests(settings: Settings, customers: list[CustomerConfig],
+                         instance: DagsterInstance, resources: dict) -> None:
+    """Every customer's privacy_requests asset and deadline check, in one run: the UI then
+    shows them materialized and passing instead of never run."""
+    assets, _, _ = build_privacy_definitions(customers, lambda: request_source(settings),
+                                             settings.privacy)
+    result = materialize(assets, instance=instance, resources=resources,
+                         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                         tags={TRIGGER_TAG: "manual"})
+    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    if not result.success or failed:
+        raise RuntimeError("demo privacy requests run failed"
+                           + (f": checks {', '.join(failed)} did not pass" if failed else ""))
 
 
 def format_summary(summary: dict[str, dict[str, int]]) -> str:

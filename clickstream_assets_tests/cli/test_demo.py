@@ -17,6 +17,7 @@ from clickstream_assets.customers import FileCustomerSource
 from clickstream_assets.definitions import build_definitions
 from clickstream_assets.defs.asset_checks import CHECKS
 from clickstream_assets.defs.factory import PARTITION_FORMAT, raw_events_key
+from clickstream_assets.defs.privacy import privacy_key
 from clickstream_assets.load.checks import read_audit
 from clickstream_assets.load.pipeline import load_window
 from clickstream_assets.settings import Settings
@@ -53,6 +54,7 @@ def test_the_demo_instance_has_every_check_evaluated_and_passing(demo_home):
     assert customers == ["acme", "globex", "initech"]  # umbrella is paused: no assets
     keys = [AssetCheckKey(raw_events_key(cid), name)
             for cid in customers for name in CHECKS]
+    keys += [AssetCheckKey(privacy_key(cid), "privacy_deadline") for cid in customers]
     with DagsterInstance.from_config(str(home_settings(demo_home).dagster_home)) as instance:
         latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
         assert set(latest) == set(keys)
