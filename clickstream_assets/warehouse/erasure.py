@@ -15,10 +15,29 @@ from typing import Iterable, Iterator, Sequence
 
 from clickstream_assets.naming import qualified, quote_ident
 from clickstream_assets.normalize import LOADS_TABLE, REJECTS_TABLE
-from clickstream_assets.privacy.tables import (ANONYMOUS, PRIVACY_REQUESTS_COLUMNS,
-                                               PRIVACY_REQUESTS_TABLE, PRIVACY_TABLES,
-                                               SUPPRESSED_COLUMNS, SUPPRESSED_TABLE, USER)
+from clickstream_assets.privacy.tables import (ANONYMOUS, PRIVACY_REQUESTS_TABLE,
+                                               PRIVACY_TABLES, SUPPRESSED_TABLE, USER)
 from clickstream_assets.warehouse.column_plan import ColumnType
+
+# The privacy tables' columns, the same on every warehouse (sizes matter where strings are
+# bounded). Identifiers only, as the request gave them: no other personal data.
+_TEXT = ColumnType("string", 65535)
+PRIVACY_REQUESTS_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
+    ("request_id", ColumnType("string", 256)), ("kind", ColumnType("string", 16)),
+    ("user_id", _TEXT), ("anonymous_ids", _TEXT),  # JSON list, as given
+    ("received_at", ColumnType("timestamp")), ("completed_at", ColumnType("timestamp")),
+    ("linked_ids", ColumnType("integer")),  # identities found linked in the warehouse
+    ("rows_deleted", _TEXT),  # JSON {table: rows}, rows this request's batch deleted for it
+    ("batch_id", ColumnType("string", 64)),
+)
+SUPPRESSED_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
+    ("identifier_type", ColumnType("string", 16)),  # user_id | anonymous_id
+    ("identifier", _TEXT),
+    ("suppressed", ColumnType("boolean")),
+    ("received_at", ColumnType("timestamp")),  # the request's: the latest request wins
+    ("request_id", ColumnType("string", 256)),
+    ("recorded_at", ColumnType("timestamp")),
+)
 
 # Tables a person's rows are never deleted from: the load audit, the privacy tables
 # themselves, and `accounts` (one row per group_id: a company, not a person; the person's
