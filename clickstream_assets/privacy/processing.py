@@ -100,6 +100,8 @@ def process_requests(warehouse, customer: CustomerConfig,
                      requests: Sequence[PrivacyRequest]) -> PrivacyOutcome:
     """Honour `requests` for the customer in one transaction (see the module docstring)."""
     latest = {r.request_id: r for r in sorted(requests, key=lambda r: r.received_at)}
+    if not latest:  # nothing to do: the warehouse is not touched
+        return PrivacyOutcome([], [], {}, 0)
     todo_all = sorted(latest.values(), key=lambda r: (r.received_at, r.request_id))
     with erasure_session(warehouse, customer.warehouse_schema) as es:
         done = es.completed(sorted(latest))
