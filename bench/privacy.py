@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.normalize import Normalizer
+from clickstream_assets.normalize.normalizer import Normalizer
 from clickstream_assets.privacy.processing import process_requests
 from clickstream_assets.privacy.requests import PrivacyRequest
 from clickstream_assets.warehouse import DuckDBWarehouse, warehouse_from_url

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.naming import qualified
+from clickstream_assets.normalize.naming import qualified
 from clickstream_assets.privacy.requests import PrivacyRequest
 from clickstream_assets.privacy.suppression import MAX_SUPPRESSED_IDENTITIES
 from clickstream_assets.privacy.tables import ANONYMOUS, PRIVACY_REQUESTS_TABLE, USER

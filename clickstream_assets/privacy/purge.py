@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from clickstream_assets.blocks import UNREADABLE_FILE_ERRORS, open_stream
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.event_store import EventStore, is_complete_event_file
+from clickstream_assets.normalize.blocks import UNREADABLE_FILE_ERRORS, open_stream
 from clickstream_assets.privacy.suppression import Suppression
+from clickstream_assets.stores.event_store import EventStore, is_complete_event_file
 
 MAX_REPORTED_FILES = 100  # file names listed in the result; the counts cover them all
 
