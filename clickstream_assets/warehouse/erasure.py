@@ -117,13 +117,15 @@ class ErasureSession:
     # -- reads -------------------------------------------------------------------------
     def completed(self, request_ids: Sequence[str]) -> dict[str, object]:
         """request id -> completed_at, for those already in `_privacy_requests`."""
-        if not request_ids:
-            return {}
-        marks = ", ".join([self.wh.PARAM] * len(request_ids))
-        return dict(self.fetch(
-            f"SELECT \"request_id\", \"completed_at\" FROM "
-            f"{qualified(self.schema, PRIVACY_REQUESTS_TABLE)} WHERE \"request_id\" IN ({marks})",
-            list(request_ids)))
+        out: dict[str, object] = {}
+        for i in range(0, len(request_ids), INSERT_ROWS):
+            chunk = list(request_ids[i:i + INSERT_ROWS])
+            marks = ", ".join([self.wh.PARAM] * len(chunk))
+            out.update(self.fetch(
+                f"SELECT \"request_id\", \"completed_at\" FROM "
+                f"{qualified(self.schema, PRIVACY_REQUESTS_TABLE)} "
+                f"WHERE \"request_id\" IN ({marks})", chunk))
+        return out
 
     def suppression_rows(self) -> list[tuple]:
         """(identifier_type, identifier, suppressed, received_at, request_id), all of them."""
