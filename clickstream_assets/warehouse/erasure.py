@@ -80,6 +80,23 @@ class ErasureSession:
         """Schema, load audit and privacy tables exist (committed on their own, as loads
         do), then the transaction begins and takes the loads' lock."""
         self.wh.ensure_schema(self.session, self.schema)
+        for attempt in range(3):  # two first batches may race to create the tables
+            try:
+                self._ensure_tables()
+                self.wh.commit(self.session)
+                break
+            except Exception:
+                self.wh.rollback(self.session)
+                if attempt == 2:
+                    raise
+        self.wh.begin(self.session)
+        lock = self.wh.lock_sql(self.schema)
+        if lock:
+            self.run(lock)
+        self.columns = self.wh.existing_columns(self.session, self.schema)
+        self.statements += 1
+
+    def _ensure_tables(self) -> None:
         have = self.wh.existing_columns(self.session, self.schema)
         for name, columns in ((PRIVACY_REQUESTS_TABLE, PRIVACY_REQUESTS_COLUMNS),
                               (SUPPRESSED_TABLE, SUPPRESSED_COLUMNS)):
@@ -91,13 +108,6 @@ class ErasureSession:
                 if col not in have[name]:
                     self.wh.run(self.session, f"ALTER TABLE {target} ADD COLUMN "
                                               f"{quote_ident(col)} {self.wh.sql_type(typ)}")
-        self.wh.commit(self.session)
-        self.wh.begin(self.session)
-        lock = self.wh.lock_sql(self.schema)
-        if lock:
-            self.run(lock)
-        self.columns = self.wh.existing_columns(self.session, self.schema)
-        self.statements += 1
 
     def create_id_table(self, name: str) -> str:
         """A temp table of (kind, id): user_id | anonymous_id | needle."""

@@ -195,3 +195,27 @@ def test_parity_every_warehouse_deletes_the_same_rows(every_warehouse):
     assert seen["duckdb"][1]["tracks"] == 3  # not the agreement of empty deletions
     for name in ("redshift", "postgresql"):
         assert seen[name] == seen["duckdb"], name
+
+
+def test_a_deletion_waits_for_a_load_holding_the_schema_lock(postgresql_url):
+    """The batch takes the loads' per-schema lock: while a load's transaction holds it
+    (here, a session that ran the load sequence's own lock statement), the deletion waits."""
+    import threading
+    import time
+
+    wh = warehouse_from_url(postgresql_url)
+    load(wh, H0, H0_EVENTS)
+    done = threading.Event()
+    with wh._connect() as (conn, cur):  # noqa: SLF001 - the backend's own session
+        cur.execute(wh.lock_sql(SCHEMA))
+        worker = threading.Thread(target=lambda: (process_requests(
+            wh, CUSTOMER, [request("req-1")]), done.set()))
+        worker.start()
+        time.sleep(1.5)
+        assert not done.is_set()  # blocked behind the "load"
+        assert wh.query('SELECT count(*) FROM "acme"."tracks" WHERE "user_id" = \'alice\'') \
+            == [(1,)]
+        conn.rollback()
+    worker.join(30)
+    assert done.is_set()
+    assert wh.query('SELECT count(*) FROM "acme"."tracks" WHERE "user_id" = \'alice\'') == [(0,)]
