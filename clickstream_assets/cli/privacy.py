@@ -59,10 +59,10 @@ def cmd_apply(args: argparse.Namespace, find_customer) -> int:
 
 
 def cmd_purge_raw(args: argparse.Namespace, find_customer) -> int:
-    from clickstream_assets.stores.event_store import event_store_from_url  # noqa: PLC0415
     from clickstream_assets.privacy.purge import purge_raw  # noqa: PLC0415
     from clickstream_assets.privacy.suppression import read_suppression  # noqa: PLC0415
     from clickstream_assets.settings import Settings  # noqa: PLC0415
+    from clickstream_assets.stores.event_store import event_store_from_url  # noqa: PLC0415
 
     customer = find_customer(args.customer)
     warehouse = _warehouse(args, customer)

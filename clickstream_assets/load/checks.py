@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from clickstream_assets.normalize.naming import qualified, quote_ident
+from clickstream_assets.privacy.tables import PRIVACY_REQUESTS_TABLE, PRIVACY_TABLES
 from clickstream_assets.segment_tables import (
     LATEST_KEYED_TABLES,
     LOADS_TABLE,
@@ -22,7 +23,6 @@ from clickstream_assets.segment_tables import (
     REJECTS_TABLE,
     TYPE_TABLES,
 )
-from clickstream_assets.privacy.tables import PRIVACY_REQUESTS_TABLE, PRIVACY_TABLES
 from clickstream_assets.settings import Settings
 from clickstream_assets.warehouse import Warehouse
 

@@ -71,6 +71,7 @@ from clickstream_assets.normalize.schema_rules import (
     unify,
     widen,
 )
+from clickstream_assets.privacy.suppression import Suppression
 from clickstream_assets.segment_tables import (
     EVENT_TYPES,
     KEYED_BY_KIND,
@@ -82,7 +83,6 @@ from clickstream_assets.segment_tables import (
     TYPE_TABLES,
     event_table_name,
 )
-from clickstream_assets.privacy.suppression import Suppression
 
 __all__ = ["BlockHours", "Normalizer", "SmallFile", "SmallFileGroup"]
 

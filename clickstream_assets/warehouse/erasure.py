@@ -14,8 +14,13 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
 from clickstream_assets.normalize.naming import qualified, quote_ident
-from clickstream_assets.privacy.tables import (ANONYMOUS, PRIVACY_REQUESTS_TABLE,
-                                               PRIVACY_TABLES, SUPPRESSED_TABLE, USER)
+from clickstream_assets.privacy.tables import (
+    ANONYMOUS,
+    PRIVACY_REQUESTS_TABLE,
+    PRIVACY_TABLES,
+    SUPPRESSED_TABLE,
+    USER,
+)
 from clickstream_assets.segment_tables import LOADS_TABLE, REJECTS_TABLE
 from clickstream_assets.warehouse.column_plan import ColumnType
 

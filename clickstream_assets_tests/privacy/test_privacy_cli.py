@@ -8,7 +8,6 @@ import json
 
 from clickstream_assets.cli import main
 from clickstream_assets.stores.local_event_store import LocalEventStore
-
 from clickstream_assets_tests.privacy.test_privacy_deletion import H0, H0_EVENTS
 from clickstream_assets_tests.privacy.test_privacy_loads import ALICE_EVENTS, write
 

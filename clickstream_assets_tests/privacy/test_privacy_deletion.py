@@ -15,7 +15,6 @@ from clickstream_assets.normalize.normalizer import Normalizer
 from clickstream_assets.privacy.processing import completed_requests, process_requests
 from clickstream_assets.privacy.requests import PrivacyRequest
 from clickstream_assets.warehouse import DuckDBWarehouse, warehouse_from_url
-
 from clickstream_assets_tests.postgres_fixtures import *  # noqa: F403
 from clickstream_assets_tests.redshift_fixtures import *  # noqa: F403
 

@@ -10,14 +10,24 @@ from datetime import timedelta
 import orjson
 
 from clickstream_assets.load.checks import reconcile
-from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.load.pipeline import load_window
 from clickstream_assets.privacy.processing import process_requests
-
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets_tests.postgres_fixtures import *  # noqa: F403
+from clickstream_assets_tests.privacy.test_privacy_deletion import (
+    CUSTOMER,
+    H0,
+    H0_EVENTS,
+    H1,
+    H1_EVENTS,
+    H1_RAW,
+    SCHEMA,
+    belongs_to_alice,
+    contents,
+    ev,
+    request,
+)
 from clickstream_assets_tests.redshift_fixtures import *  # noqa: F403
-from clickstream_assets_tests.privacy.test_privacy_deletion import (CUSTOMER, H0, H0_EVENTS, H1, H1_EVENTS, H1_RAW, SCHEMA,
-                                    belongs_to_alice, contents, ev, request)
 
 H2 = H1 + timedelta(hours=1)
 ALICE_EVENTS = sum(1 for e in H0_EVENTS + H1_EVENTS

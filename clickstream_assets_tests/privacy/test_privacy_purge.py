@@ -11,11 +11,10 @@ from datetime import datetime, timezone
 import pytest
 
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.stores.event_store import event_store_from_url
-from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.privacy.purge import purge_raw
 from clickstream_assets.privacy.suppression import Suppression
-
+from clickstream_assets.stores.event_store import event_store_from_url
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.testing.s3_seed import create_bucket
 
 CUSTOMER = CustomerConfig(customer_id="acme", start=datetime(2026, 11, 1, tzinfo=timezone.utc))

@@ -8,8 +8,14 @@ from datetime import datetime, timedelta, timezone
 
 from clickstream_assets.privacy.processing import process_requests
 from clickstream_assets.privacy.suppression import Suppression, read_suppression, resolve
-
-from clickstream_assets_tests.privacy.test_privacy_deletion import CUSTOMER, H0, H0_EVENTS, SCHEMA, load, request
+from clickstream_assets_tests.privacy.test_privacy_deletion import (
+    CUSTOMER,
+    H0,
+    H0_EVENTS,
+    SCHEMA,
+    load,
+    request,
+)
 
 T = datetime(2026, 11, 22, tzinfo=timezone.utc)
 
