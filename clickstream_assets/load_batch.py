@@ -15,7 +15,8 @@ from clickstream_assets.segment_tables import LATEST_KEYED_TABLES
 
 @dataclass
 class LoadCounts:
-    """Every event read ends up in exactly one of loaded/duplicates/rejected/filtered.
+    """Every event read ends up in exactly one of loaded/duplicates/rejected/filtered/
+    suppressed (a suppressed person's event counts there whatever else it is: privacy/).
     `replaced` (set by the warehouse) counts loaded events that replaced a row the target
     already held under the same message id outside the window: a subset of `loaded`.
     `over_table_budget` (set by the warehouse) counts loaded track events kept in `tracks`
@@ -28,12 +29,14 @@ class LoadCounts:
     duplicates: int = 0
     rejected: int = 0
     filtered: int = 0
+    suppressed: int = 0  # events of a person a privacy request suppressed
     empty_lines: int = 0
     replaced: int = 0
     over_table_budget: int = 0
 
     def balanced(self) -> bool:
-        return self.read == self.loaded + self.duplicates + self.rejected + self.filtered
+        return self.read == (self.loaded + self.duplicates + self.rejected + self.filtered
+                             + self.suppressed)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

@@ -6,6 +6,7 @@ and merge by it, the asset factory declares assets by it. docs/normalization.md 
 from __future__ import annotations
 
 from clickstream_assets.normalize.naming import snake_case
+from clickstream_assets.privacy.tables import PRIVACY_TABLES
 
 EVENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
@@ -35,7 +36,7 @@ LATEST_KEYED_TABLES = {"users": "id", "accounts": "id"}
 
 RESERVED_TABLES = frozenset(
     list(TYPE_TABLES.values()) + ["users", "accounts", REJECTS_TABLE, LOADS_TABLE]
-)
+) | PRIVACY_TABLES  # a privacy table is never an event table (nor counted in the budget)
 
 
 BASE_COLUMNS = frozenset(

@@ -1,4 +1,5 @@
-"""The `clickstream` command: demo, load, status, ui, config-api, grants, staging prune."""
+"""The `clickstream` command: demo, load, status, ui, config-api, grants, staging prune,
+privacy apply / purge-raw."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
         "duplicates": c.duplicates,
         "rejected": c.rejected,
         "filtered": c.filtered,
+        "suppressed": c.suppressed,
         "replaced": c.replaced,
         "over_table_budget": c.over_table_budget,
         "over_budget_tables": result.over_budget_tables,
@@ -275,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_api_parser(sub)
     _add_staging_parser(sub)
     _add_grants_parser(sub)
+    from clickstream_assets.cli.privacy import add_privacy_parser  # noqa: PLC0415
+
+    add_privacy_parser(sub, _find_customer)
     return parser
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from clickstream_assets.normalize.naming import qualified, quote_ident
+from clickstream_assets.privacy.tables import PRIVACY_REQUESTS_TABLE, PRIVACY_TABLES
 from clickstream_assets.segment_tables import (
     LATEST_KEYED_TABLES,
     LOADS_TABLE,
@@ -49,9 +50,11 @@ class AuditRow:
     filtered: int
     rows_written: dict[str, int]
     finished_at: datetime
+    suppressed: int = 0  # events of persons a privacy request suppressed
 
     def balanced(self) -> bool:
-        return self.read == self.loaded + self.duplicates + self.rejected + self.filtered
+        return self.read == (self.loaded + self.duplicates + self.rejected + self.filtered
+                             + self.suppressed)
 
     def label(self) -> str:
         return f"[{self.window_start:%Y-%m-%d %H:%M}, {self.window_end:%Y-%m-%d %H:%M})"
@@ -61,22 +64,37 @@ def read_audit(wh: Warehouse, schema: str) -> list[AuditRow]:
     """Succeeded loads, oldest first."""
     if LOADS_TABLE not in wh.tables(schema):
         return []
+    # audit tables from before privacy requests gain the column at their next load
+    has_suppressed = "suppressed" in {c for c, _ in wh.table_columns(schema, LOADS_TABLE)}
     rows = wh.query(
         "SELECT window_start, window_end, read, loaded, duplicates, rejected, filtered, "
-        f"rows_written, finished_at FROM {qualified(schema, LOADS_TABLE)} "
+        f"rows_written, finished_at, {'suppressed' if has_suppressed else '0'} "
+        f"FROM {qualified(schema, LOADS_TABLE)} "
         "WHERE status = 'succeeded' ORDER BY finished_at")
-    return [AuditRow(*r[:7], json.loads(r[7] or "{}"), r[8]) for r in rows]
+    return [AuditRow(*r[:7], json.loads(r[7] or "{}"), r[8], r[9] or 0) for r in rows]
+
+
+def privacy_deletions(wh: Warehouse, schema: str) -> list[tuple[datetime, dict[str, int]]]:
+    """(completed_at, rows deleted per table) of every privacy request: rows a load wrote
+    that a later request deleted are not missing."""
+    if PRIVACY_REQUESTS_TABLE not in wh.tables(schema):
+        return []
+    rows = wh.query(f"SELECT completed_at, rows_deleted FROM "
+                    f"{qualified(schema, PRIVACY_REQUESTS_TABLE)}")
+    return [(_utc(at), json.loads(d or "{}")) for at, d in rows]
 
 
 # -- reconciliation ------------------------------------------------------------------------
 def reconcile(wh: Warehouse, schema: str) -> CheckOutcome:
-    """Every load balances (read = loaded + duplicates + rejected + filtered, and what it wrote
-    matches its counts), and every window-scoped table holds exactly what the current load of
-    each window wrote: extra rows, or missing rows in the newest load, fail."""
+    """Every load balances (read = loaded + duplicates + rejected + filtered + suppressed, and
+    what it wrote matches its counts), and every window-scoped table holds exactly what the
+    current load of each window wrote: extra rows, or missing rows in the newest load (beyond
+    what privacy requests deleted after it), fail."""
     audit = read_audit(wh, schema)
     problems = [f"load {a.label()}: {p}" for a in audit for p in _audit_problems(a)]
     current = _current_loads(audit)
     counts = _hour_counts(wh, schema)
+    erased = privacy_deletions(wh, schema)
     moved = 0
     for table, by_hour in counts.items():
         outside = sum(n for hour, n in by_hour.items() if _owner(current, hour) is None)
@@ -89,7 +107,9 @@ def reconcile(wh: Warehouse, schema: str) -> CheckOutcome:
                        < load.row.window_end)
             want = load.row.rows_written.get(table, 0)
             newest = i == len(current) - 1
-            if have > want or (have < want and newest):
+            deleted = sum(d.get(table, 0) for at, d in erased
+                          if at > _utc(load.row.finished_at))
+            if have > want or (have < want - deleted and newest):
                 problems.append(f"{table} {load.row.label()}: {have} rows, the load wrote {want}")
             moved += max(0, want - have)
     metadata = {"loads": len(audit), "windows_checked": sum(1 for c in current if c.whole),
@@ -105,7 +125,8 @@ def _audit_problems(a: AuditRow) -> list[str]:
     problems = []
     if not a.balanced():
         problems.append(f"read {a.read} != loaded {a.loaded} + duplicates {a.duplicates} + "
-                        f"rejected {a.rejected} + filtered {a.filtered}")
+                        f"rejected {a.rejected} + filtered {a.filtered} + "
+                        f"suppressed {a.suppressed}")
     typed = sum(a.rows_written.get(t, 0) for t in TYPE_TABLES.values())
     if a.rows_written and typed != a.loaded:
         problems.append(f"loaded {a.loaded} but {typed} rows written to event-type tables")
@@ -193,7 +214,7 @@ def freshness(wh: Warehouse, schema: str, now: datetime, customer_start: datetim
 # -- schema drift --------------------------------------------------------------------------
 def current_columns(wh: Warehouse, schema: str) -> dict[str, list[str]]:
     return {t: [c for c, _ in wh.table_columns(schema, t)]
-            for t in wh.tables(schema) if t != LOADS_TABLE}
+            for t in wh.tables(schema) if t != LOADS_TABLE and t not in PRIVACY_TABLES}
 
 
 def over_table_budget(wh: Warehouse, schema: str) -> int:

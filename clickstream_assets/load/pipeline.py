@@ -18,11 +18,14 @@ from clickstream_assets.load.progress import ProgressCallback, track
 from clickstream_assets.load_batch import LoadCounts, NormalizedBatch, combine_batches
 from clickstream_assets.normalize.blocks import open_stream
 from clickstream_assets.normalize.normalizer import Normalizer, SmallFile, SmallFileGroup
+from clickstream_assets.privacy.suppression import SuppressionChanged, expecting, read_suppression
 from clickstream_assets.stores.event_store import EventFile, EventStore, hour_from_key, hours_in
 from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.warehouse import LoadResult, Warehouse
 
 DEFAULT_MAX_REJECT_SHARE = 0.5
+# Loads normalized again because a privacy request completed meanwhile, before giving up.
+SUPPRESSION_ATTEMPTS = 3
 
 
 class RejectThresholdExceeded(RuntimeError):
@@ -132,18 +135,39 @@ def load_window(store: EventStore, warehouse: Warehouse, customer: CustomerConfi
                 progress: ProgressCallback | None = None) -> tuple[WindowFiles, LoadResult]:
     """Replace the customer's [start, end) in the warehouse with what the store holds now,
     streaming: memory is bounded by a block of events, not by the window's size.
-    `progress` hears files, events and rate after every chunk (progress.py)."""
+    `progress` hears files, events and rate after every chunk (progress.py). Suppressed
+    persons' events are dropped; if a privacy request completes while the window is
+    normalized, nothing is written and the window is normalized again."""
     window = list_window(store, customer, start, end)
-    chunks = iter_window_chunks(store, window, Normalizer(customer))
-    if progress is not None:
-        chunks = track(chunks, [h for h in sorted(window.by_hour) for _ in window.by_hour[h]],
-                       progress)
-    result = warehouse.load_stream(customer.warehouse_schema, start, end, chunks,
-                                   files=[f.key for f in window.files],
-                                   before_commit=partial(check_reject_share,
-                                                         max_share=max_reject_share),
-                                   max_event_tables=customer.max_event_tables)
-    return window, result
+
+    def attempt(normalizer: Normalizer, before_commit) -> LoadResult:
+        chunks = iter_window_chunks(store, window, normalizer)
+        if progress is not None:
+            chunks = track(chunks, [h for h in sorted(window.by_hour)
+                                    for _ in window.by_hour[h]], progress)
+        return warehouse.load_stream(customer.warehouse_schema, start, end, chunks,
+                                     files=[f.key for f in window.files],
+                                     before_commit=before_commit,
+                                     max_event_tables=customer.max_event_tables)
+
+    return window, _suppressing(warehouse, customer, max_reject_share, attempt)
+
+
+def _suppressing(warehouse: Warehouse, customer: CustomerConfig, max_reject_share: float,
+                 attempt) -> LoadResult:
+    """Run `attempt(normalizer, before_commit)` with the schema's suppression list, read
+    fresh each time; the load sequence re-checks it under the lock (SuppressionChanged)."""
+    schema = customer.warehouse_schema
+    for n in range(1, SUPPRESSION_ATTEMPTS + 1):
+        suppression = read_suppression(warehouse, schema)
+        try:
+            with expecting(schema, suppression):
+                return attempt(Normalizer(customer, suppression=suppression),
+                               partial(check_reject_share, max_share=max_reject_share))
+        except SuppressionChanged:
+            if n == SUPPRESSION_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def load_files(paths: Iterable[Path], customer: CustomerConfig, warehouse: Warehouse,
@@ -152,20 +176,20 @@ def load_files(paths: Iterable[Path], customer: CustomerConfig, warehouse: Wareh
     """Load ad-hoc local files (debugging, replay). Rows are replaced by message id only:
     no window is cleared, so loading a file twice leaves one copy of each event."""
     paths = [Path(p) for p in paths]
-    normalizer = Normalizer(customer)
 
-    def chunks() -> Iterator[NormalizedBatch]:
-        for path in paths:
-            store = LocalEventStore(path.parent)
-            yield from _file_chunks(store, path.name, hour_from_key(path.as_posix()),
-                                    path.stat().st_size, normalizer)
+    def attempt(normalizer: Normalizer, before_commit) -> LoadResult:
+        def chunks() -> Iterator[NormalizedBatch]:
+            for path in paths:
+                store = LocalEventStore(path.parent)
+                yield from _file_chunks(store, path.name, hour_from_key(path.as_posix()),
+                                        path.stat().st_size, normalizer)
 
-    stream = chunks()
-    if progress is not None:
-        stream = track(stream, [hour_from_key(p.as_posix()) for p in paths], progress)
-    now = datetime.now(timezone.utc)
-    return warehouse.load_stream(customer.warehouse_schema, now, now, stream,
-                                 files=[str(p) for p in paths],
-                                 before_commit=partial(check_reject_share,
-                                                       max_share=max_reject_share),
-                                 max_event_tables=customer.max_event_tables)
+        stream = chunks()
+        if progress is not None:
+            stream = track(stream, [hour_from_key(p.as_posix()) for p in paths], progress)
+        now = datetime.now(timezone.utc)
+        return warehouse.load_stream(customer.warehouse_schema, now, now, stream,
+                                     files=[str(p) for p in paths], before_commit=before_commit,
+                                     max_event_tables=customer.max_event_tables)
+
+    return _suppressing(warehouse, customer, max_reject_share, attempt)

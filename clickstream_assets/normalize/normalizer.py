@@ -4,7 +4,8 @@ One `Normalizer` per load (a partition window). `iter_file` turns a file into ch
 `NormalizedBatch` per block of ~16k lines), so a warehouse can stage them as they come and
 memory is bounded by the block, not the file; `iter_small_files` joins an hour's small
 files into one block. `add_file` + `finish()` is the same as `iter_file`, collected.
-Counts always balance: read = loaded + duplicates + rejected + filtered.
+Counts always balance: read = loaded + duplicates + rejected + filtered + suppressed
+(events of persons a privacy request suppressed: privacy/suppression.py).
 
 Everything is column-wise (Arrow compute): a block is parsed by Arrow's JSON reader (the next
 one in a worker thread meanwhile), validated with masks, deduplicated, sorted by (type, event
@@ -70,6 +71,7 @@ from clickstream_assets.normalize.schema_rules import (
     unify,
     widen,
 )
+from clickstream_assets.privacy.suppression import Suppression
 from clickstream_assets.segment_tables import (
     EVENT_TYPES,
     KEYED_BY_KIND,
@@ -122,8 +124,10 @@ class Normalizer:
     def __init__(self, customer: CustomerConfig | None = None, loaded_at: datetime | None = None,
                  max_varchar_bytes: int = DEFAULT_MAX_VARCHAR_BYTES,
                  block_bytes: int | None = None, prefetch: bool = True,
-                 max_row_bytes: int = MAX_ROW_BYTES):
+                 max_row_bytes: int = MAX_ROW_BYTES, suppression: Suppression | None = None):
         self.customer = customer
+        self.suppression = suppression or Suppression()
+        self._suppressed_ids = _suppressed_value_sets(self.suppression)
         self.loaded_at = loaded_at or datetime.now(timezone.utc)
         self.max_varchar_bytes = max_varchar_bytes
         self.max_row_bytes = max_row_bytes
@@ -210,7 +214,9 @@ class Normalizer:
         counts = LoadCounts(read=block.read, empty_lines=block.empty)
         out: dict[str, list[pa.Table]] = {}
         renames: dict[str, str] = {}
-        rejects = [(line, reason, raw) for line, reason, raw in block.rejects]
+        rejects = [(line, reason, raw) for line, reason, raw in block.rejects
+                   if not self.suppression.mentions(raw.decode("utf-8", "replace"))]
+        counts.suppressed = len(block.rejects) - len(rejects)
         for part in block.parts:
             self._part(part, block, hour, out, rejects, counts, renames)
         if rejects:
@@ -230,14 +236,17 @@ class Normalizer:
             hour = hour.hours_of(part.lines)  # each row's own hour
         kind = _kinds(t, n)
         reason = _structural_reasons(t, kind)
-        ok = pc.is_null(reason)
+        suppressed = self._suppressed(t, n)
+        ok = pc.and_(pc.is_null(reason), pc.invert(suppressed))
         filtered = self._filtered(t, kind, ok)
         candidates = pc.and_(ok, pc.invert(filtered))
         counts.filtered += pc.sum(filtered).as_py() or 0
+        counts.suppressed += pc.sum(suppressed).as_py() or 0
         lines = _LazyLines(part.lines)
         if reason.null_count < n:
             reasons = reason.to_pylist()
-            for i in pc.indices_nonzero(pc.invert(ok)).to_pylist():
+            bad = pc.and_(pc.is_valid(reason), pc.invert(suppressed))
+            for i in pc.indices_nonzero(bad).to_pylist():
                 rejects.append((lines[i], reasons[i], block.line(lines[i])))
         ids = _message_ids(t, n, block, lines)
         if ids.null_count:
@@ -258,6 +267,18 @@ class Normalizer:
             for name, routed in _route(k, table.drop_columns([ROW])):
                 out.setdefault(name, []).append(routed)
         counts.loaded += len(keep)
+
+    def _suppressed(self, t: pa.Table, n: int) -> pa.Array:
+        """Rows of a suppressed person: their userId or anonymousId (or an alias's
+        previousId) is on the schema's suppression list. They are dropped before anything
+        else, so none reaches a table, `_rejects` included."""
+        users, anons, either = self._suppressed_ids
+        if users is None:
+            return pa.repeat(pa.scalar(False), n)
+        mask = pc.or_(pc.is_in(as_text(column(t, "userId"), n), value_set=users),
+                      pc.is_in(as_text(column(t, "anonymousId"), n), value_set=anons))
+        mask = pc.or_(mask, pc.is_in(as_text(column(t, "previousId"), n), value_set=either))
+        return pc.fill_null(mask, False)
 
     def _filtered(self, t: pa.Table, kind: pa.Array, ok: pa.Array) -> pa.Array:
         c = self.customer
@@ -440,6 +461,15 @@ class _LazyLines:
         if self._list is None:
             self._list = self._arr.to_pylist()
         return self._list[i]
+
+
+def _suppressed_value_sets(s: Suppression) -> tuple[pa.Array | None, ...]:
+    """The suppression list as Arrow value sets, built once per load (None: nobody)."""
+    if not s:
+        return None, None, None
+    return (pa.array(sorted(s.user_ids), pa.string()), pa.array(sorted(s.anonymous_ids),
+                                                                  pa.string()),
+            pa.array(sorted(s.user_ids | s.anonymous_ids), pa.string()))
 
 
 def _event_tables(t: pa.Table, n: int) -> pa.Array:

@@ -18,15 +18,17 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.naming import qualified
+from clickstream_assets.normalize.naming import qualified
 from clickstream_assets.privacy.requests import PrivacyRequest
 from clickstream_assets.privacy.suppression import MAX_SUPPRESSED_IDENTITIES
 from clickstream_assets.privacy.tables import ANONYMOUS, PRIVACY_REQUESTS_TABLE, USER
 from clickstream_assets.warehouse.erasure import NEEDLE, ErasureSession, erasure_session
 
-# Most identities one person may expand to (given + linked). Past it the request is refused
-# (left pending, so the deadline check reports it) rather than half honoured.
+# Most identities one person may expand to (given + linked), and the longest identifier (the
+# warehouse's own string limit is 65,535 bytes; Segment ids are tens of bytes). Past either,
+# the request is refused (left pending, so the deadline check reports it), not half honoured.
 MAX_PERSON_IDENTITIES = 10_000
+MAX_IDENTIFIER_BYTES = 4096
 
 
 @dataclass
@@ -100,6 +102,8 @@ def process_requests(warehouse, customer: CustomerConfig,
                      requests: Sequence[PrivacyRequest]) -> PrivacyOutcome:
     """Honour `requests` for the customer in one transaction (see the module docstring)."""
     latest = {r.request_id: r for r in sorted(requests, key=lambda r: r.received_at)}
+    if not latest:  # nothing to do: the warehouse is not touched
+        return PrivacyOutcome([], [], {}, 0)
     todo_all = sorted(latest.values(), key=lambda r: (r.received_at, r.request_id))
     with erasure_session(warehouse, customer.warehouse_schema) as es:
         done = es.completed(sorted(latest))
@@ -112,7 +116,12 @@ def process_requests(warehouse, customer: CustomerConfig,
 
 
 def _process(es: ErasureSession, todo: list[PrivacyRequest], outcome: PrivacyOutcome) -> None:
-    persons = [Person.of(r) for r in todo]
+    for r in todo:
+        if any(len(i.encode()) > MAX_IDENTIFIER_BYTES for i in (r.user_id or "",
+                                                               *r.anonymous_ids)):
+            outcome.refused[r.request_id] = (f"an identifier is over {MAX_IDENTIFIER_BYTES} "
+                                             "bytes; left pending")
+    persons = [Person.of(r) for r in todo if r.request_id not in outcome.refused]
     suppressing = [p for p in persons if p.request.kind != "unsuppress"]
     _expand(es, suppressing)
     for p in suppressing:
@@ -121,6 +130,8 @@ def _process(es: ErasureSession, todo: list[PrivacyRequest], outcome: PrivacyOut
                 f"links to {len(p.users) + len(p.anons)} identities, over the "
                 f"{MAX_PERSON_IDENTITIES} one request may erase; left pending")
     persons = [p for p in persons if p.request.request_id not in outcome.refused]
+    if not persons:
+        return
     previous = es.suppression_rows()
     suppressions = _suppression_rows(persons, previous)
     if len(previous) + len(suppressions) > MAX_SUPPRESSED_IDENTITIES:

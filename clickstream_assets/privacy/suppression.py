@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
-from clickstream_assets.naming import qualified
+from clickstream_assets.normalize.naming import qualified
 from clickstream_assets.privacy.tables import ANONYMOUS, SUPPRESSED_TABLE, USER
 
 # Most identities a customer's suppression list may hold: every load keeps them in memory.

@@ -13,12 +13,36 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
-from clickstream_assets.naming import qualified, quote_ident
-from clickstream_assets.normalize import LOADS_TABLE, REJECTS_TABLE
-from clickstream_assets.privacy.tables import (ANONYMOUS, PRIVACY_REQUESTS_COLUMNS,
-                                               PRIVACY_REQUESTS_TABLE, PRIVACY_TABLES,
-                                               SUPPRESSED_COLUMNS, SUPPRESSED_TABLE, USER)
+from clickstream_assets.normalize.naming import qualified, quote_ident
+from clickstream_assets.privacy.tables import (
+    ANONYMOUS,
+    PRIVACY_REQUESTS_TABLE,
+    PRIVACY_TABLES,
+    SUPPRESSED_TABLE,
+    USER,
+)
+from clickstream_assets.segment_tables import LOADS_TABLE, REJECTS_TABLE
 from clickstream_assets.warehouse.column_plan import ColumnType
+
+# The privacy tables' columns, the same on every warehouse (sizes matter where strings are
+# bounded). Identifiers only, as the request gave them: no other personal data.
+_TEXT = ColumnType("string", 65535)
+PRIVACY_REQUESTS_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
+    ("request_id", ColumnType("string", 256)), ("kind", ColumnType("string", 16)),
+    ("user_id", _TEXT), ("anonymous_ids", _TEXT),  # JSON list, as given
+    ("received_at", ColumnType("timestamp")), ("completed_at", ColumnType("timestamp")),
+    ("linked_ids", ColumnType("integer")),  # identities found linked in the warehouse
+    ("rows_deleted", _TEXT),  # JSON {table: rows}, rows this request's batch deleted for it
+    ("batch_id", ColumnType("string", 64)),
+)
+SUPPRESSED_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
+    ("identifier_type", ColumnType("string", 16)),  # user_id | anonymous_id
+    ("identifier", _TEXT),
+    ("suppressed", ColumnType("boolean")),
+    ("received_at", ColumnType("timestamp")),  # the request's: the latest request wins
+    ("request_id", ColumnType("string", 256)),
+    ("recorded_at", ColumnType("timestamp")),
+)
 
 # Tables a person's rows are never deleted from: the load audit, the privacy tables
 # themselves, and `accounts` (one row per group_id: a company, not a person; the person's
@@ -61,6 +85,23 @@ class ErasureSession:
         """Schema, load audit and privacy tables exist (committed on their own, as loads
         do), then the transaction begins and takes the loads' lock."""
         self.wh.ensure_schema(self.session, self.schema)
+        for attempt in range(3):  # two first batches may race to create the tables
+            try:
+                self._ensure_tables()
+                self.wh.commit(self.session)
+                break
+            except Exception:
+                self.wh.rollback(self.session)
+                if attempt == 2:
+                    raise
+        self.wh.begin(self.session)
+        lock = self.wh.lock_sql(self.schema)
+        if lock:
+            self.run(lock)
+        self.columns = self.wh.existing_columns(self.session, self.schema)
+        self.statements += 1
+
+    def _ensure_tables(self) -> None:
         have = self.wh.existing_columns(self.session, self.schema)
         for name, columns in ((PRIVACY_REQUESTS_TABLE, PRIVACY_REQUESTS_COLUMNS),
                               (SUPPRESSED_TABLE, SUPPRESSED_COLUMNS)):
@@ -72,13 +113,6 @@ class ErasureSession:
                 if col not in have[name]:
                     self.wh.run(self.session, f"ALTER TABLE {target} ADD COLUMN "
                                               f"{quote_ident(col)} {self.wh.sql_type(typ)}")
-        self.wh.commit(self.session)
-        self.wh.begin(self.session)
-        lock = self.wh.lock_sql(self.schema)
-        if lock:
-            self.run(lock)
-        self.columns = self.wh.existing_columns(self.session, self.schema)
-        self.statements += 1
 
     def create_id_table(self, name: str) -> str:
         """A temp table of (kind, id): user_id | anonymous_id | needle."""
@@ -98,13 +132,15 @@ class ErasureSession:
     # -- reads -------------------------------------------------------------------------
     def completed(self, request_ids: Sequence[str]) -> dict[str, object]:
         """request id -> completed_at, for those already in `_privacy_requests`."""
-        if not request_ids:
-            return {}
-        marks = ", ".join([self.wh.PARAM] * len(request_ids))
-        return dict(self.fetch(
-            f"SELECT \"request_id\", \"completed_at\" FROM "
-            f"{qualified(self.schema, PRIVACY_REQUESTS_TABLE)} WHERE \"request_id\" IN ({marks})",
-            list(request_ids)))
+        out: dict[str, object] = {}
+        for i in range(0, len(request_ids), INSERT_ROWS):
+            chunk = list(request_ids[i:i + INSERT_ROWS])
+            marks = ", ".join([self.wh.PARAM] * len(chunk))
+            out.update(self.fetch(
+                f"SELECT \"request_id\", \"completed_at\" FROM "
+                f"{qualified(self.schema, PRIVACY_REQUESTS_TABLE)} "
+                f"WHERE \"request_id\" IN ({marks})", chunk))
+        return out
 
     def suppression_rows(self) -> list[tuple]:
         """(identifier_type, identifier, suppressed, received_at, request_id), all of them."""

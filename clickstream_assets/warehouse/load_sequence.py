@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from clickstream_assets.normalize.naming import qualified, quote_ident
+from clickstream_assets.privacy.suppression import verify_unchanged
+from clickstream_assets.privacy.tables import SUPPRESSED_TABLE
 from clickstream_assets.segment_tables import (
     LATEST_KEYED_TABLES,
     LOADS_TABLE,
@@ -47,7 +49,7 @@ LOADS_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
     ("rows_written", ColumnType("string", 65535)), ("started_at", ColumnType("timestamp")),
     ("finished_at", ColumnType("timestamp")), ("status", ColumnType("string", 32)),
     ("load_id", ColumnType("string", 64)), ("staging_prefix", ColumnType("string", 1024)),
-    ("copies", ColumnType("integer")),
+    ("copies", ColumnType("integer")), ("suppressed", ColumnType("integer")),
 )
 # One row per event lands in exactly one of these: rows they lose by id are replaced events.
 EVENT_TABLES = frozenset(TYPE_TABLES.values())
@@ -239,6 +241,7 @@ class SqlWarehouse(Warehouse):
             if lock:
                 self.run(session, lock)
             existing = self.existing_columns(session, schema)
+            self._verify_suppression(session, schema, existing)
             plans = {name: self._evolve(session, schema, name, existing.get(name, {}),
                                         stages[name].types, result) for name in sorted(stages)}
             self._delete_window(session, schema, existing, result)
@@ -250,6 +253,13 @@ class SqlWarehouse(Warehouse):
             self.rollback(session)
             raise
         self._commit(session, schema, load_id)
+
+    def _verify_suppression(self, session, schema: str, existing: dict) -> None:
+        """Under the lock: the privacy requests the load was normalized with are still all
+        there are (a request completed meanwhile raises SuppressionChanged; privacy/)."""
+        verify_unchanged(lambda: self.fetch(session, "SELECT count(*) FROM "
+                                            f"{qualified(schema, SUPPRESSED_TABLE)}")[0][0],
+                         schema, SUPPRESSED_TABLE in existing)
 
     def _evolve(self, session, schema: str, name: str, existing: dict[str, ColumnType],
                 incoming: dict[str, ColumnType], result: LoadResult) -> EvolutionPlan:
@@ -337,7 +347,8 @@ class SqlWarehouse(Warehouse):
         values = [result.window_start, result.window_end, c.files, c.bytes, c.read, c.loaded,
                   c.duplicates, c.rejected, c.filtered, c.replaced, c.over_table_budget,
                   json.dumps(result.rows_written, sort_keys=True), started,
-                  datetime.now(timezone.utc), "succeeded", load_id, staging_prefix, copies]
+                  datetime.now(timezone.utc), "succeeded", load_id, staging_prefix, copies,
+                  c.suppressed]
         cols = ", ".join(quote_ident(name) for name, _ in LOADS_COLUMNS)
         marks = ", ".join([self.PARAM] * len(LOADS_COLUMNS))
         self.run(session, f"INSERT INTO {qualified(schema, LOADS_TABLE)} ({cols}) "

@@ -11,12 +11,12 @@ import orjson
 import pytest
 
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.normalize import Normalizer
+from clickstream_assets.normalize.normalizer import Normalizer
 from clickstream_assets.privacy.processing import completed_requests, process_requests
 from clickstream_assets.privacy.requests import PrivacyRequest
-
-from .postgres_fixtures import *  # noqa: F403
-from .redshift_fixtures import *  # noqa: F403
+from clickstream_assets.warehouse import DuckDBWarehouse, warehouse_from_url
+from clickstream_assets_tests.postgres_fixtures import *  # noqa: F403
+from clickstream_assets_tests.redshift_fixtures import *  # noqa: F403
 
 SCHEMA = "acme"
 CUSTOMER = CustomerConfig(customer_id=SCHEMA, start=datetime(2026, 11, 1, tzinfo=timezone.utc))
@@ -154,3 +154,67 @@ def test_a_batch_attributes_each_row_to_one_request(loaded):
         outcome.rows_deleted.values())
     assert audit["req-anon"] == {"tracks": 2, "viewed": 2, "identifies": 1}
     assert after.get("screens", []) == [] and after.get("users", []) == []
+
+
+def test_refuses_an_identifier_past_the_limit(wh):
+    load(wh, H0, H0_EVENTS)
+    outcome = process_requests(wh, CUSTOMER, [request("big", user="x" * 5000),
+                                              request("ok", user="bob", minute=1)])
+    assert outcome.completed == ["ok"] and set(outcome.refused) == {"big"}
+    assert set(completed_requests(wh, CUSTOMER)) == {"ok"}  # "big" stays pending
+
+
+@pytest.fixture
+def every_warehouse(request, tmp_path) -> dict:
+    opened = {"duckdb": DuckDBWarehouse(tmp_path / "parity.duckdb")}
+    for name in ("redshift", "postgresql"):
+        opened[name] = warehouse_from_url(request.getfixturevalue(f"{name}_url"))
+    yield opened
+    for w in opened.values():
+        w.close()
+
+
+def test_parity_every_warehouse_deletes_the_same_rows(every_warehouse):
+    """The parity idea for privacy: the same loads and the same batch leave the same tables
+    and the same audit (but for when it ran) on DuckDB, Redshift and PostgreSQL."""
+    batch = [request("a", user="alice"), request("s", "suppress", user=None, anons=["anon-b"],
+                                                 minute=1)]
+    seen = {}
+    for name, w in every_warehouse.items():
+        load(w, H0, H0_EVENTS)
+        load(w, H1, H1_EVENTS + H1_RAW)
+        outcome = process_requests(w, CUSTOMER, batch)
+        audit = w.query('SELECT "request_id", "kind", "user_id", "anonymous_ids", '
+                        '"received_at", "linked_ids", "rows_deleted" FROM '
+                        '"acme"."_privacy_requests" ORDER BY "request_id"')
+        suppressed = w.query('SELECT "identifier_type", "identifier", "suppressed", '
+                             '"request_id" FROM "acme"."_suppressed_identities"')
+        seen[name] = (contents(w), outcome.rows_deleted, outcome.completed,
+                      [tuple(map(canonical, r)) for r in audit], sorted(suppressed))
+    assert seen["duckdb"][1]["tracks"] == 3  # not the agreement of empty deletions
+    for name in ("redshift", "postgresql"):
+        assert seen[name] == seen["duckdb"], name
+
+
+def test_a_deletion_waits_for_a_load_holding_the_schema_lock(postgresql_url):
+    """The batch takes the loads' per-schema lock: while a load's transaction holds it
+    (here, a session that ran the load sequence's own lock statement), the deletion waits."""
+    import threading
+    import time
+
+    wh = warehouse_from_url(postgresql_url)
+    load(wh, H0, H0_EVENTS)
+    done = threading.Event()
+    with wh._connect() as (conn, cur):  # noqa: SLF001 - the backend's own session
+        cur.execute(wh.lock_sql(SCHEMA))
+        worker = threading.Thread(target=lambda: (process_requests(
+            wh, CUSTOMER, [request("req-1")]), done.set()))
+        worker.start()
+        time.sleep(1.5)
+        assert not done.is_set()  # blocked behind the "load"
+        assert wh.query('SELECT count(*) FROM "acme"."tracks" WHERE "user_id" = \'alice\'') \
+            == [(1,)]
+        conn.rollback()
+    worker.join(30)
+    assert done.is_set()
+    assert wh.query('SELECT count(*) FROM "acme"."tracks" WHERE "user_id" = \'alice\'') == [(0,)]
