@@ -192,7 +192,8 @@ def _positive_days(raw: str | None) -> float:
     try:
         days = float(raw)
     except ValueError:
-        raise ValueError(f"{PRIVACY_DEADLINE_ENV} must be a number of days, got {raw!r}") from None
+        raise ValueError(f"{PRIVACY_DEADLINE_ENV} must be a number of days, "
+                         f"got {raw!r}") from None
     if not days > 0:
         raise ValueError(f"{PRIVACY_DEADLINE_ENV} must be positive, got {days:g}")
     return days

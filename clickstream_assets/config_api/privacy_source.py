@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clickstream_assets.privacy.sources import RequestBatch, parse_nodes
 from clickstream_assets.config_api.client import ConfigApiClient
+from clickstream_assets.privacy.sources import RequestBatch, parse_nodes
 
 API_WHERE = "config API"
 

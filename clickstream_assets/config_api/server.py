@@ -1,9 +1,9 @@
 """The reference config API server: graphql-core over `http.server`, customers from a file.
 
 For tests, local development and the catch-up bench. The same file may list privacy
-requests (top-level `privacy_requests`, the API's node shape), served by `privacyRequests`. It can inject faults (latency, 500s,
-429 with Retry-After) during a time window, enforce its own rate limit (answering 429 like
-a real API gateway), and reports what it saw at `GET /stats` (requests per second, peak)
+requests (top-level `privacy_requests`, the API's node shape), served by `privacyRequests`.
+It can inject faults (latency, 500s, 429 with Retry-After) during a time window, enforce its
+own rate limit (answering 429 like a real API gateway), and reports what it saw at `GET /stats` (requests per second, peak)
 so a test can count the requests a client made. `POST /faults` replaces the faults while
 it runs. Not a production server: no TLS, a shared-token check at most.
 """

@@ -19,9 +19,9 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSelection,
     AssetSpec,
-    AssetsDefinition,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Failure,
@@ -44,6 +44,11 @@ from clickstream_assets.defs.retries import RETRY_POLICY, retry_only_transient
 from clickstream_assets.defs.run_queue import customer_run_tags
 from clickstream_assets.privacy.handed import HandedState, plan_tick
 from clickstream_assets.privacy.pending import MAX_IDS_SHOWN, deadline_status, pending_requests
+from clickstream_assets.privacy.processing import (
+    PrivacyOutcome,
+    completed_requests,
+    process_requests,
+)
 from clickstream_assets.privacy.sources import CustomerRequests, RequestBatch, RequestSource
 from clickstream_assets.settings import PrivacySettings
 
@@ -69,7 +74,7 @@ def report_problems(log: Any, listed: CustomerRequests | RequestBatch) -> None:
                     "privacy requests")
 
 
-def outcome_metadata(listed: CustomerRequests, pending: int, outcome: Any,
+def outcome_metadata(listed: CustomerRequests, pending: int, outcome: PrivacyOutcome | None,
                      batch: RequestBatch) -> dict:
     """Counts and request ids of one processing run: what the asset's catalog page shows."""
     rows = dict(sorted(outcome.rows_deleted.items())) if outcome else {}
@@ -79,7 +84,7 @@ def outcome_metadata(listed: CustomerRequests, pending: int, outcome: Any,
         "requests_completed": len(outcome.completed) if outcome else 0,
         "requests_already_completed": len(outcome.already_completed) if outcome else 0,
         "requests_invalid": len(listed.problems),
-        "requests_refused": len(getattr(outcome, "refused", None) or {}),
+        "requests_refused": len(outcome.refused) if outcome else 0,
         "rows_deleted": MetadataValue.json(rows),
         "rows_deleted_total": sum(rows.values()),
         "statements": outcome.statements if outcome else 0,
@@ -88,7 +93,7 @@ def outcome_metadata(listed: CustomerRequests, pending: int, outcome: Any,
         "invalid_request_ids": MetadataValue.json(
             [p.request_id for p in listed.problems[:MAX_IDS_SHOWN]]),
         "refused_request_ids": MetadataValue.json(
-            sorted(getattr(outcome, "refused", None) or {})[:MAX_IDS_SHOWN]),
+            sorted(outcome.refused)[:MAX_IDS_SHOWN] if outcome else []),
     }
 
 
@@ -153,8 +158,6 @@ def honour_customer(context: AssetExecutionContext, warehouse: WarehouseResource
                     ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """One customer: its pending requests processed (if its asset is selected), its deadline
     check evaluated (if selected), on one warehouse connection."""
-    from clickstream_assets.privacy.processing import completed_requests, process_requests  # noqa: PLC0415
-
     cid, key = customer.customer_id, privacy_key(customer.customer_id)
     listed = batch.for_customer(cid)
     report_problems(context.log, listed)
@@ -172,7 +175,7 @@ def honour_customer(context: AssetExecutionContext, warehouse: WarehouseResource
                 raise
             context.log.info(f"{cid}: {len(todo)} privacy requests pending, "
                              f"{len(outcome.completed) if outcome else 0} completed")
-            for rid, why in sorted((getattr(outcome, "refused", None) or {}).items()):
+            for rid, why in sorted(outcome.refused.items() if outcome else ()):
                 context.log.warning(f"{cid}: privacy request {rid} refused: {why}")
             yield MaterializeResult(asset_key=key, metadata=outcome_metadata(
                 listed, len(todo), outcome, batch))
@@ -225,13 +228,14 @@ def run_request(customer_id: str, run_key: str, new: int) -> RunRequest:
 
 def build_privacy_sensor(customers: Sequence[CustomerConfig], source: SourceFactory, *,
                          name: str = SENSOR_NAME,
-                         settings: PrivacySettings = PrivacySettings()) -> SensorDefinition:
+                         settings: PrivacySettings | None = None) -> SensorDefinition:
     """One sensor for every enabled customer: a run per customer with requests not handed to
     a run before. A tick reads the source once (the file, or one cached paged API query for
     all customers) and no warehouse."""
     ids = [c.customer_id for c in customers if c.enabled]
     selection = AssetSelection.assets(*(privacy_key(cid) for cid in ids))
 
+    settings = settings or PrivacySettings()
     status = DefaultSensorStatus.RUNNING if settings.sensor_running else DefaultSensorStatus.STOPPED
 
     @sensor(name=name, asset_selection=selection,

@@ -24,9 +24,14 @@ from clickstream_assets.defs.run_queue import CUSTOMER_TAG
 from clickstream_assets.privacy.processing import completed_requests
 from clickstream_assets.settings import Settings
 from clickstream_assets.warehouse import warehouse_from_url
-
 from clickstream_assets_tests.config_api_helpers import stats
-from clickstream_assets_tests.privacy_helpers import ANON, USER, node, write_api_data, write_requests
+from clickstream_assets_tests.privacy_helpers import (
+    ANON,
+    USER,
+    node,
+    write_api_data,
+    write_requests,
+)
 
 HOUR = "2026-11-20-10:00"
 OTHER = "someone-else-42"

@@ -25,9 +25,14 @@ from clickstream_assets.privacy.sources import (
     request_source,
 )
 from clickstream_assets.settings import Settings
-
 from clickstream_assets_tests.config_api_helpers import client, stats
-from clickstream_assets_tests.privacy_helpers import ANON, USER, node, write_api_data, write_requests
+from clickstream_assets_tests.privacy_helpers import (
+    ANON,
+    USER,
+    node,
+    write_api_data,
+    write_requests,
+)
 
 NOW = datetime(2026, 12, 5, tzinfo=timezone.utc)
 
