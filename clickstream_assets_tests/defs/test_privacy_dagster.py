@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import (
     AssetCheckKey,
@@ -233,6 +234,22 @@ def test_the_deadline_check_fails_for_an_old_pending_request_then_passes(tmp_pat
     after = p.run()
     assert after.success and check_result(after).passed
     assert p.person_rows() == 0
+
+
+def test_a_failed_processing_still_records_the_deadline_check(tmp_path, instance):
+    """A warehouse that refuses the batch (an `_privacy_requests` table made by hand with a
+    column of the wrong type): the step fails, its check result is recorded first."""
+    p = Platform(tmp_path, instance)
+    p.load_events()
+    with duckdb.connect(str(p.home / "wh.duckdb")) as con:
+        con.execute('CREATE TABLE "acme"."_privacy_requests" '
+                    '("request_id" VARCHAR, "completed_at" TIMESTAMPTZ, "rows_deleted" BOOLEAN)')
+    write_requests(p.requests_file, [node("acme", "old", age=timedelta(days=40))])
+    result = p.run()
+    assert not result.success
+    evaluation = check_result(result)
+    assert not evaluation.passed and evaluation.metadata["overdue"].value == 1
+    assert p.person_rows() > 0  # nothing half done: the batch's transaction rolled back
 
 
 def test_the_daily_schedule_evaluates_every_deadline_check_and_processes_nothing(
