@@ -408,7 +408,7 @@ def alter_column_type(sql: str, in_transaction: bool, names: IdentifierMap) -> s
     RAISE EXCEPTION USING MESSAGE = {not_varchar}, ERRCODE = '0A000';
   END IF;
   FOR r IN SELECT conname FROM pg_constraint WHERE conrelid = {rel} AND contype = 'c'
-           AND conname LIKE 'rs\_bytes\_%' AND conkey = ARRAY[num] LOOP
+           AND conname LIKE 'rs\\_bytes\\_%' AND conkey = ARRAY[num] LOOP
     EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', {_literal(table)}, r.conname);
   END LOOP;
   EXECUTE {_literal(f"ALTER TABLE {table} ALTER COLUMN {col} TYPE VARCHAR({n})")};
@@ -892,7 +892,8 @@ class _Session:
 
     def _copy_one(self, copy: dict, data: bytes) -> tuple[bool, int, bytes]:
         cols = self.emu.names.sql(copy["columns"])
-        sql = (f"COPY {self.emu.names.sql(copy['table'])} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true, "
+        table = self.emu.names.sql(copy["table"])
+        sql = (f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true, "
                f"FORCE_NULL ({cols}))")
         msgs = self._backend_query(sql)
         if msgs[-1][0] != b"G":
