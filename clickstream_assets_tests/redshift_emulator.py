@@ -11,6 +11,8 @@ PostgreSQL refuses it. This proxy sits between them and emulates, at the protoco
   server without a certificate); reports `server_version` 8.0.2 as Redshift does.
 - DDL: `DISTSTYLE x`, `DISTKEY (c)`, `[COMPOUND|INTERLEAVED] SORTKEY (c, ...)` and `ENCODE x`
   are accepted and removed (PostgreSQL has no such things), outside quoted text only.
+- Quoted identifiers fold their ASCII letters to lower case, as on Redshift by default
+  (enable_case_sensitive_identifier off): `"Col"` and `col` are one column.
 - Identifiers up to 127 bytes, as on Redshift: PostgreSQL cuts names at 63 bytes, so a name of
   64-127 bytes (quoted, or unquoted and folded to lower case) goes to PostgreSQL as a hashed
   stand-in (`_rs127_<hash>`) and comes back under its full name in result rows, column
@@ -105,6 +107,7 @@ MAX_IDENTIFIER_BYTES = 127
 REDSHIFT_DDL_RE = re.compile(
     r"\b(?:DISTSTYLE\s+\w+|DISTKEY\s*(?=\()|(?:COMPOUND\s+|INTERLEAVED\s+)?SORTKEY\s*(?=\()"
     r"|ENCODE\s+\w+)", re.I)
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 PG_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently cuts longer names
 STAND_IN_PREFIX = "_rs127_"
 STAND_IN_RE = re.compile(rb"_rs127_[0-9a-f]{32}")
@@ -231,6 +234,10 @@ def stand_in(name: str) -> str:
     return STAND_IN_PREFIX + hashlib.sha1(name.encode()).hexdigest()[:32]
 
 
+def _ascii_lower(name: str) -> str:
+    return name.translate(ASCII_LOWER)
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -258,14 +265,14 @@ class IdentifierMap:
         return alias
 
     def sql(self, sql: str) -> str:
-        """Long quoted identifiers and long unquoted words (folded, as Redshift folds them)
-        replaced by their stand-ins; string literals are left alone."""
+        """Quoted identifiers folded to lower case (Redshift's default,
+        enable_case_sensitive_identifier off), long ones and long unquoted words replaced by
+        their stand-ins; string literals are left alone."""
         out = []
         for quoted, text in _split_quoted(sql):
             if quoted and text.startswith('"'):
-                name = text[1:-1].replace('""', '"')
-                long = len(name.encode()) > PG_IDENTIFIER_BYTES
-                out.append(_quote(self.name(name)) if long else text)
+                name = _ascii_lower(text[1:-1].replace('""', '"'))
+                out.append(_quote(self.name(name)))
             elif quoted:
                 out.append(text)
             else:

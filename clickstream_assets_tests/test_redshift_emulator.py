@@ -176,6 +176,20 @@ def test_identifiers_of_64_to_127_bytes_keep_their_full_names(redshift_url):
         conn.rollback()
 
 
+def test_quoted_identifiers_fold_to_lower_case_as_on_redshift(redshift_url):
+    """Redshift's default (enable_case_sensitive_identifier off): "Col" and "col" are one."""
+    with _connect(redshift_url) as (conn, cur):
+        cur.execute('CREATE TEMP TABLE "MixedCase" ("Col" INT, "Größe" INT)')
+        cur.execute('INSERT INTO "mixedcase" ("col", "Größe") VALUES (1, 2)')
+        cur.execute('SELECT "COL", "Größe" FROM "MIXEDCASE"')
+        assert [list(r) for r in cur.fetchall()] == [[1, 2]]
+        cur.execute("SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_name = 'mixedcase' ORDER BY ordinal_position")
+        assert [tuple(r) for r in cur.fetchall()] == [("mixedcase", "col"),
+                                                      ("mixedcase", "größe")]
+        conn.rollback()
+
+
 def test_a_long_property_loads_twice_and_reads_back_under_its_full_name(redshift_url):
     wh = RedshiftWarehouse.from_url(redshift_url)
     long_name = "a_property_name_longer_than_sixty_three_bytes_" + "x" * 40  # 86 bytes
