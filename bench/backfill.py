@@ -36,16 +36,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-from dagster import (AssetMaterialization, AssetSpec, BackfillPolicy, DagsterInstance,  # noqa: E402
-                     MaterializeResult, TableColumn, TableSchema, materialize, multi_asset)
+from dagster import (  # noqa: E402
+    AssetMaterialization,
+    AssetSpec,
+    BackfillPolicy,
+    DagsterInstance,
+    MaterializeResult,
+    TableColumn,
+    TableSchema,
+    materialize,
+    multi_asset,
+)
 
+from clickstream_assets.cli.sample_events import write_sample_hour  # noqa: E402
 from clickstream_assets.customers import CustomerConfig  # noqa: E402
-from clickstream_assets.event_store import LocalEventStore  # noqa: E402
-from clickstream_assets.factory import (PARTITION_FORMAT, TABLE_ASSETS,  # noqa: E402
-                                        build_customer_assets, customer_partitions)
-from clickstream_assets.pipeline import load_window  # noqa: E402
-from clickstream_assets.resources import EventStoreResource, WarehouseResource  # noqa: E402
-from clickstream_assets.sample_events import write_sample_hour  # noqa: E402
+from clickstream_assets.defs.factory import (  # noqa: E402
+    PARTITION_FORMAT,
+    TABLE_ASSETS,
+    build_customer_assets,
+    customer_partitions,
+)
+from clickstream_assets.defs.resources import EventStoreResource, WarehouseResource  # noqa: E402
+from clickstream_assets.load.pipeline import load_window  # noqa: E402
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.warehouse import DuckDBWarehouse  # noqa: E402
 
 START = datetime(2026, 10, 1, tzinfo=timezone.utc)

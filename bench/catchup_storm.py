@@ -47,11 +47,10 @@ def bench_definitions():
     """The code location each run loads: customers from the API, logins resolved at use."""
     from dagster import Definitions  # noqa: PLC0415
 
-    from clickstream_assets.config_api.resource import (  # noqa: PLC0415
-        ConfigApiResource, ConfigApiWarehouseResource)
+    from clickstream_assets.config_api.resource import ConfigApiResource, ConfigApiWarehouseResource  # noqa: PLC0415
     from clickstream_assets.config_api.source import ConfigApiCustomerSource  # noqa: PLC0415
-    from clickstream_assets.factory import build_all_customer_assets  # noqa: PLC0415
-    from clickstream_assets.resources import EventStoreResource  # noqa: PLC0415
+    from clickstream_assets.defs.factory import build_all_customer_assets  # noqa: PLC0415
+    from clickstream_assets.defs.resources import EventStoreResource  # noqa: PLC0415
 
     settings = Settings.from_env()
     api = ConfigApiResource.from_settings(settings, protect=os.environ["STORM_PROTECT"] == "1")
@@ -68,8 +67,8 @@ def write_setup(home: Path, n: int, hours: int) -> tuple[Path, datetime]:
     sample events per customer."""
     import yaml  # noqa: PLC0415
 
-    from clickstream_assets.event_store import LocalEventStore  # noqa: PLC0415
-    from clickstream_assets.sample_events import write_sample_hour  # noqa: PLC0415
+    from clickstream_assets.cli.sample_events import write_sample_hour  # noqa: PLC0415
+    from clickstream_assets.stores.local_event_store import LocalEventStore
 
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(hours=hours)
@@ -100,7 +99,7 @@ def init_instance(dagster_home: Path) -> None:
 
 
 def run_customer(cid: str, first: str, last: str, env: dict, executor: str) -> tuple[bool, str]:
-    from clickstream_assets.factory import RAW_EVENTS  # noqa: PLC0415
+    from clickstream_assets.defs.factory import RAW_EVENTS  # noqa: PLC0415
 
     keys = f"{cid}/{RAW_EVENTS}"
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-f", __file__,
@@ -136,7 +135,7 @@ def tick_sensors(settings: Settings, protect: bool, interval: float, stop: threa
 def run_pass(args, work: Path, protect: bool) -> dict:
     from clickstream_assets.config_api.server import Fault, serve_in_thread  # noqa: PLC0415
     from clickstream_assets.customers import customer_from_mapping  # noqa: PLC0415
-    from clickstream_assets.factory import customer_partitions  # noqa: PLC0415
+    from clickstream_assets.defs.factory import customer_partitions  # noqa: PLC0415
 
     home = work / ("protected" if protect else "baseline")
     init_instance(home / "dagster")

@@ -68,15 +68,26 @@ def previous_shape(customers, settings):
     """The location as it was: per customer, the load multi-asset without checks, the table
     specs, and a multi-check op with the three checks (bodies are no-ops: not executed;
     descriptions shorter than ours, which if anything favours this baseline)."""
-    from dagster import (AssetCheckExecutionContext, AssetExecutionContext, AssetSpec,
-                         BackfillPolicy, Definitions, multi_asset, multi_asset_check)
+    from dagster import (
+        AssetCheckExecutionContext,
+        AssetExecutionContext,
+        AssetSpec,
+        BackfillPolicy,
+        Definitions,
+        multi_asset,
+        multi_asset_check,
+    )
 
-    from clickstream_assets.check_defs import customer_check_specs
     from clickstream_assets.definitions import build_resources
-    from clickstream_assets.factory import (TABLE_ASSETS, customer_partitions,
-                                            raw_events_key, table_key)
-    from clickstream_assets.resources import EventStoreResource, WarehouseResource
-    from clickstream_assets.retries import RETRY_POLICY
+    from clickstream_assets.defs.asset_checks import customer_check_specs
+    from clickstream_assets.defs.factory import (
+        TABLE_ASSETS,
+        customer_partitions,
+        raw_events_key,
+        table_key,
+    )
+    from clickstream_assets.defs.resources import EventStoreResource, WarehouseResource
+    from clickstream_assets.defs.retries import RETRY_POLICY
 
     assets, checks = [], []
     for c in customers:

@@ -35,8 +35,9 @@ CUSTOMER = "bench"
 
 
 def write_corpus(root: Path, events: int, files: int) -> dict:
-    from clickstream_assets.event_store import LocalEventStore, hour_prefix
-    from clickstream_assets.sample_events import hour_lines
+    from clickstream_assets.cli.sample_events import hour_lines
+    from clickstream_assets.stores.event_store import hour_prefix
+    from clickstream_assets.stores.local_event_store import LocalEventStore
 
     store, per_file, total_bytes, lines_total = LocalEventStore(root), events // files, 0, 0
     for i in range(files):
@@ -58,16 +59,16 @@ def _customer():
 
 
 def _window(root: Path, hours: int):
-    from clickstream_assets.event_store import LocalEventStore
-    from clickstream_assets.pipeline import list_window
+    from clickstream_assets.load.pipeline import list_window
+    from clickstream_assets.stores.local_event_store import LocalEventStore
 
     store = LocalEventStore(root)
     return store, list_window(store, _customer(), HOUR0, HOUR0 + timedelta(hours=hours))
 
 
 def ours_normalize(root: Path, hours: int, _db: Path, prefetch: bool = True) -> int:
-    from clickstream_assets.normalize import Normalizer
-    from clickstream_assets.pipeline import iter_window_chunks
+    from clickstream_assets.load.pipeline import iter_window_chunks
+    from clickstream_assets.normalize.normalizer import Normalizer
 
     store, window = _window(root, hours)
     normalizer = Normalizer(_customer(), prefetch=prefetch)
@@ -78,8 +79,8 @@ def ours_normalize(root: Path, hours: int, _db: Path, prefetch: bool = True) -> 
 
 
 def ours_duckdb(root: Path, hours: int, db: Path) -> int:
-    from clickstream_assets.event_store import LocalEventStore
-    from clickstream_assets.pipeline import load_window
+    from clickstream_assets.load.pipeline import load_window
+    from clickstream_assets.stores.local_event_store import LocalEventStore
     from clickstream_assets.warehouse import DuckDBWarehouse
 
     _, result = load_window(LocalEventStore(root), DuckDBWarehouse(db), _customer(), HOUR0,
@@ -151,8 +152,8 @@ def ours_stages(root: Path, hours: int, db: Path) -> int:
     """Each stage of ours on its own, in CPU seconds (time.process_time, fair on a loaded
     machine): reading (gunzip and cutting blocks at newlines), Arrow's JSON parse, normalizing
     the parsed blocks, loading the normalized chunks into DuckDB. Printed to stderr as JSON."""
-    from clickstream_assets.blocks import iter_raw_blocks, open_stream, parse_block
-    from clickstream_assets.normalize import Normalizer
+    from clickstream_assets.normalize.blocks import iter_raw_blocks, open_stream, parse_block
+    from clickstream_assets.normalize.normalizer import Normalizer
     from clickstream_assets.warehouse import DuckDBWarehouse
 
     files = sorted(root.rglob("*.json.gz"))
@@ -201,9 +202,10 @@ MODES = {"ours/normalize": ours_normalize, "ours/serial": ours_normalize_serial,
 def measure(mode: str, root: Path, hours: int, db: Path) -> dict:
     """Run in a child process: its own peak RSS. Imports happen before the clock starts."""
     import pandas  # noqa: F401
-    import clickstream_assets.pipeline  # noqa: F401
+
+    import clickstream_assets.load.pipeline  # noqa: F401
     import clickstream_assets.warehouse  # noqa: F401
-    from clickstream_assets.normalize import Normalizer
+    from clickstream_assets.normalize.normalizer import Normalizer
 
     # Arrow's JSON reader pays ~0.7 s once per process on its first block (warm-up, not
     # per-event work): take it before the clock, as a long-running worker would have.

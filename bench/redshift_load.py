@@ -18,13 +18,13 @@ from pathlib import Path
 
 import psycopg2
 
+from clickstream_assets.cli.sample_events import write_sample_hour
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.event_store import LocalEventStore
-from clickstream_assets.pipeline import list_window, normalize_window
-from clickstream_assets.sample_events import write_sample_hour
+from clickstream_assets.load.pipeline import list_window, normalize_window
+from clickstream_assets.stores.local_event_store import LocalEventStore
+from clickstream_assets.testing.redshift_emulator import RedshiftEmulator
+from clickstream_assets.testing.services import FAKE_AWS_ENV, POSTGRES_DSN, start_moto_s3
 from clickstream_assets.warehouse import DuckDBWarehouse, RedshiftWarehouse
-from clickstream_assets_tests.redshift_emulator import RedshiftEmulator
-from clickstream_assets_tests.services import FAKE_AWS_ENV, POSTGRES_DSN, start_moto_s3
 
 START = datetime(2026, 11, 20, tzinfo=timezone.utc)
 

@@ -33,16 +33,15 @@ import os
 import random
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from dataclasses import replace
-
-from clickstream_assets.arrival_queue import ArrivalQueue
-from clickstream_assets.arrival_tick import arrival_tick
-from clickstream_assets.arrivals import ArrivalCursor, Budget, floor_hour, lister_for, scan
+from clickstream_assets.arrivals.listing import ArrivalCursor, Budget, floor_hour, lister_for, scan
+from clickstream_assets.arrivals.queue import ArrivalQueue
+from clickstream_assets.arrivals.tick import arrival_tick
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.s3_event_store import S3EventStore
-from clickstream_assets_tests.s3_seed import (
+from clickstream_assets.stores.s3_event_store import S3EventStore
+from clickstream_assets.testing.s3_seed import (
     BUCKET,
     event_key,
     history,
@@ -53,7 +52,7 @@ from clickstream_assets_tests.s3_seed import (
 
 S3_LIST_PRICE = 5.0  # USD per million ListObjectsV2 (S3 Standard, us-east-1)
 SQS_PRICE = 0.40  # USD per million SQS requests (standard queue)
-from clickstream_assets_tests.services import FAKE_AWS_ENV, start_moto_s3
+from clickstream_assets.testing.services import FAKE_AWS_ENV, start_moto_s3
 
 
 def parse_args() -> argparse.Namespace:
@@ -117,9 +116,9 @@ def full_listing(store: S3EventStore):
 def dagster_tick(url: str, customers, state: ArrivalCursor, now: datetime) -> float:
     from dagster import DagsterInstance, Definitions, build_sensor_context  # noqa: PLC0415
 
-    from clickstream_assets.factory import build_all_customer_assets  # noqa: PLC0415
-    from clickstream_assets.resources import EventStoreResource, WarehouseResource  # noqa
-    from clickstream_assets.sensors import (  # noqa: PLC0415
+    from clickstream_assets.defs.factory import build_all_customer_assets  # noqa: PLC0415
+    from clickstream_assets.defs.resources import EventStoreResource, WarehouseResource  # noqa
+    from clickstream_assets.defs.sensors import (  # noqa: PLC0415
         SENSOR_NAME,
         ArrivalStateStore,
         build_arrival_sensor,

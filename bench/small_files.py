@@ -19,11 +19,11 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
-from clickstream_assets import pipeline
+from clickstream_assets.cli.sample_events import write_sample_hour
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.event_store import LocalEventStore
-from clickstream_assets.pipeline import load_window
-from clickstream_assets.sample_events import write_sample_hour
+from clickstream_assets.load import pipeline
+from clickstream_assets.load.pipeline import load_window
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.warehouse import DuckDBWarehouse
 
 START = datetime(2026, 10, 1, tzinfo=timezone.utc)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import orjson
 
-from clickstream_assets.event_store import LocalEventStore
-from clickstream_assets.normalize import EVENT_TYPES
-from clickstream_assets.sample_events import write_sample_hour
+from clickstream_assets.cli.sample_events import write_sample_hour
+from clickstream_assets.segment_tables import EVENT_TYPES
+from clickstream_assets.stores.local_event_store import LocalEventStore
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
 import yaml  # noqa: E402
-
 from storm_events import Generated, build_tree  # noqa: E402
 from storm_procs import Services  # noqa: E402
 
@@ -191,7 +190,7 @@ def launch_backfills(web: str, cids: list[str], partitions: list[str]) -> dict[s
     partitionNames; raw_events is what a load run executes)."""
     from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION  # noqa: PLC0415
 
-    from clickstream_assets.factory import RAW_EVENTS  # noqa: PLC0415
+    from clickstream_assets.defs.factory import RAW_EVENTS  # noqa: PLC0415
 
     out = {}
     for cid in cids:
@@ -223,7 +222,7 @@ def arrival_ticks(instance) -> Counter:
     """Completed arrival-sensor ticks by status (the sensor has looked at least once)."""
     from dagster._core.definitions.run_request import InstigatorType  # noqa: PLC0415
 
-    from clickstream_assets.sensors import SENSOR_NAME  # noqa: PLC0415
+    from clickstream_assets.defs.sensors import SENSOR_NAME  # noqa: PLC0415
 
     out: Counter = Counter()
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
@@ -269,7 +268,7 @@ def run_summary(instance) -> dict:
     """Runs by trigger and status, and the first failure's message."""
     from dagster import DagsterEventType  # noqa: PLC0415
 
-    from clickstream_assets.run_queue import TRIGGER_TAG  # noqa: PLC0415
+    from clickstream_assets.defs.run_queue import TRIGGER_TAG  # noqa: PLC0415
 
     records = instance.get_run_records()
     by = Counter((r.dagster_run.tags.get(TRIGGER_TAG, "?"), r.dagster_run.status.value)
@@ -293,8 +292,8 @@ def run_summary(instance) -> dict:
 
 def warehouse_totals(home: Path, cids: list[str], hours: int) -> dict:
     """Rows per table over every customer's DuckDB file, the load audit's sums, and the
-    reconciliation check (clickstream_assets.checks) per customer."""
-    from clickstream_assets.checks import read_audit, reconcile  # noqa: PLC0415
+    reconciliation check (clickstream_assets.load.checks) per customer."""
+    from clickstream_assets.load.checks import read_audit, reconcile  # noqa: PLC0415
     from clickstream_assets.warehouse import warehouse_from_url  # noqa: PLC0415
 
     tables: Counter = Counter()
@@ -410,7 +409,7 @@ def report(args, gen: Generated, timing: dict, result: dict, stats: dict, runs: 
 
 
 def _type_tables() -> list[str]:
-    from clickstream_assets.normalize import TYPE_TABLES  # noqa: PLC0415
+    from clickstream_assets.segment_tables import TYPE_TABLES
 
     return list(TYPE_TABLES.values())
 
@@ -449,7 +448,7 @@ def service_env(home: Path, ports: dict, batch: str, args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from dagster import DagsterInstance  # noqa: PLC0415
 
-    from clickstream_assets.factory import PARTITION_FORMAT  # noqa: PLC0415
+    from clickstream_assets.defs.factory import PARTITION_FORMAT  # noqa: PLC0415
 
     args = parse_args(argv)
     home = Path(args.work or tempfile.mkdtemp(prefix="storm_full_")).absolute()

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Protocol
 
 import yaml
 
-from .settings import url_has_password
+from clickstream_assets.settings import url_has_password
 
 # Per-event tables a customer's schema may hold; events past it load into `tracks` only.
 # Redshift caps a cluster at 9,900 tables, and each table slows every later load a little.
@@ -27,7 +27,7 @@ CUSTOMER_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 def _check_schema_name(cid: str, schema: str) -> None:
     """Valid, and not a schema any registered warehouse keeps for itself (each backend says
     which: a customer schema by that name would shadow or collide with it)."""
-    from .warehouse import reserved_by  # noqa: PLC0415 - warehouse -> normalize -> customers
+    from clickstream_assets.warehouse import reserved_by  # noqa: PLC0415 - warehouse -> normalize -> customers
 
     if not CUSTOMER_ID_RE.match(schema):
         raise CustomerConfigError(f"customer {cid}: schema {schema!r} is not a valid schema name")

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
-from .check_defs import freshness_delay_from_env
-from .config_api.selection import config_api_resources, config_api_sensors, customer_source
-from .customers import CustomerConfig
-from .factory import build_all_customer_assets
-from .resources import EventStoreResource, WarehouseResource
-from .sensors import SENSOR_NAME, build_arrival_sensor
-from .settings import Settings
-from .startup_gc import collector_paused_then_frozen
+from clickstream_assets.config_api.selection import (
+    config_api_resources,
+    config_api_sensors,
+    customer_source,
+)
+from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.defs.factory import build_all_customer_assets
+from clickstream_assets.defs.resources import EventStoreResource, WarehouseResource
+from clickstream_assets.defs.sensors import SENSOR_NAME, build_arrival_sensor
+from clickstream_assets.defs.startup_gc import collector_paused_then_frozen
+from clickstream_assets.settings import Settings
 
 
 def build_resources(settings: Settings) -> dict:
@@ -37,13 +40,14 @@ def build_definitions(settings: Settings | None = None,
     customers = load_customers(settings) if customers is None else customers
     return Definitions(
         assets=build_all_customer_assets(customers, settings.max_reject_share,
-                                         freshness_delay_from_env()),
+                                         settings.freshness_delay),
         resources=build_resources(settings),
         # A run is one step (a customer's load, its checks included): the multiprocess
         # executor would only start a second process that loads the code location again
         # (20-30 s per run on a loaded 2-core host in the storm bench, docs/deploy.md).
         executor=in_process_executor,
-        sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix),
+        sensors=[build_arrival_sensor(customers, name=SENSOR_NAME + settings.shard.suffix,
+                                      settings=settings.arrivals),
                  *config_api_sensors(settings, customers)],
     )
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from .shards import SHARD_ENV, Shard
+from clickstream_assets.arrivals.shards import SHARD_ENV, Shard
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EXAMPLE_CUSTOMERS_FILE = PACKAGE_DIR / "example_config" / "customers.yaml"
 DEFAULT_HOME = ".clickstream"
 _SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token")
+FRESHNESS_ENV = "CLICKSTREAM_FRESHNESS_DELAY_MINUTES"
+DEFAULT_FRESHNESS_DELAY = timedelta(hours=2)
 
 
 def url_has_password(url: str) -> bool:
@@ -61,7 +64,9 @@ class Settings:
     warehouse_url: str  # duckdb:///path, or redshift://...
     customers_file: Path
     max_reject_share: float = 0.5
+    freshness_delay: timedelta = DEFAULT_FRESHNESS_DELAY  # how late an hour may land
     config_api: "ConfigApiSettings" = field(default_factory=lambda: ConfigApiSettings())
+    arrivals: "ArrivalSettings" = field(default_factory=lambda: ArrivalSettings())
     shard: Shard = field(default_factory=Shard)  # which customers this code location loads
 
     @property
@@ -88,8 +93,58 @@ class Settings:
             or f"duckdb://{home / 'warehouse.duckdb'}",
             customers_file=Path(env.get("CLICKSTREAM_CUSTOMERS_FILE") or _home_customers(home)),
             max_reject_share=max_share,
+            freshness_delay=_freshness_delay(env),
             config_api=ConfigApiSettings.from_env(env, home),
+            arrivals=ArrivalSettings.from_env(env),
             shard=Shard.parse(env.get(SHARD_ENV)),
+        )
+
+
+def _freshness_delay(env: Mapping[str, str]) -> timedelta:
+    raw = env.get(FRESHNESS_ENV)
+    if raw is None:
+        return DEFAULT_FRESHNESS_DELAY
+    try:
+        minutes = float(raw)
+    except ValueError:
+        raise ValueError(f"{FRESHNESS_ENV} must be a number of minutes, got {raw!r}")
+    if minutes < 0:
+        raise ValueError(f"{FRESHNESS_ENV} must not be negative, got {minutes}")
+    return timedelta(minutes=minutes)
+
+
+def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class ArrivalSettings:
+    """The arrival sensor (CLICKSTREAM_ARRIVAL_*): whether it starts running with the daemon,
+    how many recent hours it watches, how often it ticks, and S3 event notifications (a queue
+    URL; without one it lists every tick) with how often a listing sweep reconciles them."""
+
+    running: bool = False
+    lookback_hours: int = 48
+    interval_seconds: int = 60
+    queue_url: str | None = None
+    reconcile_seconds: int = 3600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ArrivalSettings":
+        return cls(
+            running=env.get("CLICKSTREAM_ARRIVAL_SENSOR", "").strip().lower() == "running",
+            lookback_hours=positive_int(env, "CLICKSTREAM_ARRIVAL_LOOKBACK_HOURS",
+                                        cls.lookback_hours),
+            interval_seconds=positive_int(env, "CLICKSTREAM_ARRIVAL_INTERVAL_SECONDS",
+                                          cls.interval_seconds),
+            queue_url=env.get("CLICKSTREAM_ARRIVAL_QUEUE_URL", "").strip() or None,
+            reconcile_seconds=60 * positive_int(env, "CLICKSTREAM_ARRIVAL_RECONCILE_MINUTES",
+                                                cls.reconcile_seconds // 60),
         )
 
 
@@ -118,7 +173,7 @@ class ConfigApiSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], home: Path) -> "ConfigApiSettings":
-        from .config_api.rates import parse_rate  # noqa: PLC0415 - keep settings light
+        from clickstream_assets.config_api.rates import parse_rate  # noqa: PLC0415 - keep settings light
 
         state_dir = Path(env.get("CLICKSTREAM_CONFIG_API_DIR") or home / "config_api")
         return cls(
@@ -129,9 +184,11 @@ class ConfigApiSettings:
             or f"sqlite://{state_dir / 'limiter.sqlite'}",
             breaker_url=env.get("CLICKSTREAM_CONFIG_API_BREAKER_URL")
             or f"file://{state_dir / 'breaker.json'}",
-            rate_per_second=parse_rate(env.get("CLICKSTREAM_CONFIG_API_RATE") or "4/s"),
-            ttl_seconds=float(env.get("CLICKSTREAM_CONFIG_API_TTL") or 300),
-            max_stale_seconds=float(env.get("CLICKSTREAM_CONFIG_API_MAX_STALE") or 86400),
+            rate_per_second=parse_rate(env.get("CLICKSTREAM_CONFIG_API_RATE")
+                                       or str(cls.rate_per_second)),
+            ttl_seconds=float(env.get("CLICKSTREAM_CONFIG_API_TTL") or cls.ttl_seconds),
+            max_stale_seconds=float(env.get("CLICKSTREAM_CONFIG_API_MAX_STALE")
+                                    or cls.max_stale_seconds),
             dagster_url=env.get("CLICKSTREAM_DAGSTER_URL", ""),
             location_name=env.get("CLICKSTREAM_DAGSTER_LOCATION") or cls.location_name,
         )

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from clickstream_assets.cli.sample_events import write_sample_hour
 from clickstream_assets.customers import CustomerConfig
-from clickstream_assets.event_store import LocalEventStore
-from clickstream_assets.sample_events import write_sample_hour
 from clickstream_assets.settings import Settings
+from clickstream_assets.stores.local_event_store import LocalEventStore
 from clickstream_assets.warehouse import DuckDBWarehouse
 
 HOUR = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
@@ -58,7 +58,7 @@ def moto_s3():
     """A moto S3 server on a loopback port for the whole session; fake credentials in env."""
     import os
 
-    from .services import FAKE_AWS_ENV, start_moto_s3
+    from clickstream_assets.testing.services import FAKE_AWS_ENV, start_moto_s3
 
     saved = {k: os.environ.get(k) for k in FAKE_AWS_ENV}
     os.environ.update(FAKE_AWS_ENV)

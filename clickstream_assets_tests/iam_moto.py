@@ -24,7 +24,7 @@ from pathlib import Path
 
 import boto3
 
-from .services import FAKE_AWS_ENV, free_port
+from clickstream_assets.testing.services import FAKE_AWS_ENV, free_port
 
 POLICY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "iam"
 REGION = "us-east-1"

@@ -27,7 +27,7 @@ from dagster_graphql.client.query import (
 )
 from dagster_graphql.test.utils import execute_dagster_graphql
 
-from clickstream_assets.factory import RAW_EVENTS
+from clickstream_assets.defs.factory import RAW_EVENTS
 from clickstream_assets.settings import Settings
 
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"

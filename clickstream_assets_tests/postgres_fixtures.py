@@ -12,9 +12,8 @@ import uuid
 
 import pytest
 
+from clickstream_assets.testing.services import admin_sql, drop_customer_schemas
 from clickstream_assets.warehouse import DuckDBWarehouse, Warehouse, warehouse_from_url
-
-from .services import admin_sql, drop_customer_schemas
 
 __all__ = ["postgres_db", "postgresql_url", "wh", "PG_PASSWORD"]
 

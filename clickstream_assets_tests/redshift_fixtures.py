@@ -12,10 +12,9 @@ import uuid
 
 import pytest
 
+from clickstream_assets.testing.redshift_emulator import RedshiftEmulator
+from clickstream_assets.testing.services import admin_sql, drop_customer_schemas
 from clickstream_assets.warehouse.redshift_warehouse import RedshiftWarehouse
-
-from .redshift_emulator import RedshiftEmulator
-from .services import admin_sql, drop_customer_schemas
 
 __all__ = ["redshift_db", "redshift_emulator", "redshift_url", "redshift_warehouse",
            "STAGING_BUCKET", "IAM_ROLE", "PASSWORD"]

@@ -29,11 +29,16 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ..settings import without_password
-from .breaker import shared_breaker
-from .cache import Cached, FileCache
-from .contract import CUSTOMER_SECRETS_QUERY, CUSTOMERS_QUERY, PAGE_SIZE, strip_secrets
-from .limiter import acquire, shared_limiter
+from clickstream_assets.config_api.breaker import shared_breaker
+from clickstream_assets.config_api.cache import Cached, FileCache
+from clickstream_assets.config_api.contract import (
+    CUSTOMER_SECRETS_QUERY,
+    CUSTOMERS_QUERY,
+    PAGE_SIZE,
+    strip_secrets,
+)
+from clickstream_assets.config_api.limiter import acquire, shared_limiter
+from clickstream_assets.settings import ConfigApiSettings, without_password
 
 log = logging.getLogger(__name__)
 CUSTOMERS_KEY = "customers"
@@ -68,14 +73,14 @@ class ClientOptions:
     url: str  # base URL; the endpoint is <url>/graphql unless it already ends so
     token: str | None = field(default=None, repr=False)
     timeout: float = 10.0
-    rate_per_second: float = 4.0
+    rate_per_second: float = ConfigApiSettings.rate_per_second
     limiter_url: str | None = None  # None: no shared limit (bench baseline only)
     breaker_url: str | None = None  # None: no breaker
     breaker_fail_max: int = 5
     breaker_reset_seconds: float = 30.0
     cache_dir: Path | None = None  # None: no cache
-    ttl_seconds: float = 300.0
-    max_stale_seconds: float = 86400.0
+    ttl_seconds: float = ConfigApiSettings.ttl_seconds
+    max_stale_seconds: float = ConfigApiSettings.max_stale_seconds
     max_retry_seconds: float = 180.0
     max_attempts: int = 30  # the time budget is the real limit; this caps a tight loop
     backoff_seconds: float = 0.5  # exponential backoff multiplier (full jitter)

@@ -11,12 +11,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from dagster import ConfigurableResource
 
-from ..customers import CustomerConfig
-from ..resources import WarehouseResource
-from ..settings import Settings
-from ..warehouse import Warehouse, takes_login, warehouse_from_url
-from .client import ClientOptions, ConfigApiClient
-from .source import API_SOURCE
+from clickstream_assets.config_api.client import ClientOptions, ConfigApiClient
+from clickstream_assets.config_api.source import API_SOURCE
+from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.defs.resources import WarehouseResource
+from clickstream_assets.settings import ConfigApiSettings, Settings
+from clickstream_assets.warehouse import Warehouse, takes_login, warehouse_from_url
 
 
 class ConfigApiResource(ConfigurableResource):
@@ -28,9 +28,9 @@ class ConfigApiResource(ConfigurableResource):
     state_dir: str
     limiter_url: str = ""
     breaker_url: str = ""
-    rate_per_second: float = 4.0
-    ttl_seconds: float = 300.0
-    max_stale_seconds: float = 86400.0
+    rate_per_second: float = ConfigApiSettings.rate_per_second
+    ttl_seconds: float = ConfigApiSettings.ttl_seconds
+    max_stale_seconds: float = ConfigApiSettings.max_stale_seconds
     timeout_seconds: float = 10.0
     max_retry_seconds: float = 180.0
     breaker_fail_max: int = 5

@@ -6,8 +6,8 @@ var named by `CLICKSTREAM_CONFIG_API_TOKEN_ENV` (default CLICKSTREAM_CONFIG_API_
 
 from __future__ import annotations
 
-from ..customers import CustomerSource, FileCustomerSource
-from ..settings import Settings
+from clickstream_assets.customers import CustomerSource, FileCustomerSource
+from clickstream_assets.settings import Settings
 
 
 def uses_config_api(settings: Settings) -> bool:
@@ -17,8 +17,8 @@ def uses_config_api(settings: Settings) -> bool:
 def customer_source(settings: Settings) -> CustomerSource:
     if not uses_config_api(settings):
         return FileCustomerSource(settings.customers_file)
-    from .resource import ConfigApiResource  # noqa: PLC0415 - only when the API is used
-    from .source import ConfigApiCustomerSource  # noqa: PLC0415
+    from clickstream_assets.config_api.resource import ConfigApiResource  # noqa: PLC0415 - only when the API is used
+    from clickstream_assets.config_api.source import ConfigApiCustomerSource  # noqa: PLC0415
 
     return ConfigApiCustomerSource(ConfigApiResource.from_settings(settings).get_client())
 
@@ -28,7 +28,7 @@ def config_api_resources(settings: Settings) -> dict:
     resolves API-held logins (replaces `warehouse`)."""
     if not uses_config_api(settings):
         return {}
-    from .resource import ConfigApiResource, ConfigApiWarehouseResource  # noqa: PLC0415
+    from clickstream_assets.config_api.resource import ConfigApiResource, ConfigApiWarehouseResource  # noqa: PLC0415
 
     api = ConfigApiResource.from_settings(settings)
     return {"config_api": api,
@@ -39,6 +39,6 @@ def config_api_sensors(settings: Settings, customers: list) -> list:
     """The customer-sync sensor, when the API is used."""
     if not uses_config_api(settings):
         return []
-    from .sensor import build_customer_sync_sensor  # noqa: PLC0415
+    from clickstream_assets.config_api.sensor import build_customer_sync_sensor  # noqa: PLC0415
 
     return [build_customer_sync_sensor(settings, customers)]

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import requests
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
-from ..customers import CustomerConfig
-from ..settings import Settings
-from .client import ConfigApiClient
-from .resource import ConfigApiResource
-from .source import customers_fingerprint, customers_from_nodes
+from clickstream_assets.config_api.client import ConfigApiClient
+from clickstream_assets.config_api.resource import ConfigApiResource
+from clickstream_assets.config_api.source import customers_fingerprint, customers_from_nodes
+from clickstream_assets.customers import CustomerConfig
+from clickstream_assets.settings import Settings
 
 RELOAD_MUTATION = """
 mutation ReloadLocation($name: String!) {

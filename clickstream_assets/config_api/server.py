@@ -23,9 +23,9 @@ from typing import Any
 import yaml
 from graphql import graphql_sync
 
-from ..customers import CustomerConfig, customers_from_list
-from .contract import schema
-from .rates import parse_rate  # noqa: F401 - re-exported for the CLI
+from clickstream_assets.config_api.contract import schema
+from clickstream_assets.config_api.rates import parse_rate  # noqa: F401 - re-exported for the CLI
+from clickstream_assets.customers import CustomerConfig, customers_from_list
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ..customers import CustomerConfig, CustomerConfigError, customers_from_list
-from .client import ConfigApiClient
+from clickstream_assets.config_api.client import ConfigApiClient
+from clickstream_assets.customers import CustomerConfig, CustomerConfigError, customers_from_list
 
 API_SOURCE = "config_api"
 

@@ -1,6 +1,6 @@
 """Warehouses: the interface and its implementations, chosen by URL."""
 
-from .base import (
+from clickstream_assets.warehouse.base import (
     LoadResult,
     Warehouse,
     logical_type,
@@ -10,9 +10,9 @@ from .base import (
     warehouse_from_url,
     widen,
 )
-from .duckdb_warehouse import DuckDBWarehouse
-from .postgresql_warehouse import PostgresWarehouse
-from .redshift_warehouse import RedshiftWarehouse
+from clickstream_assets.warehouse.duckdb_warehouse import DuckDBWarehouse
+from clickstream_assets.warehouse.postgresql_warehouse import PostgresWarehouse
+from clickstream_assets.warehouse.redshift_warehouse import RedshiftWarehouse
 
 __all__ = [
     "DuckDBWarehouse", "LoadResult", "PostgresWarehouse", "RedshiftWarehouse", "Warehouse",

@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
 
-from ..customers import DEFAULT_MAX_EVENT_TABLES
-from ..naming import qualified
-from ..normalize import RESERVED_TABLES, LoadCounts, NormalizedBatch, combine_batches
+from clickstream_assets.customers import DEFAULT_MAX_EVENT_TABLES
+from clickstream_assets.load_batch import LoadCounts, NormalizedBatch, combine_batches
+from clickstream_assets.normalize.naming import qualified
 
 # Column types, widening and the column limit live in schema_rules (shared with the normalizer).
-from ..schema_rules import LOGICAL_TYPES, ColumnBudget, logical_type, widen  # noqa: E402,F401
-from ..schema_rules import TableBudget  # noqa: E402
+from clickstream_assets.normalize.schema_rules import (  # noqa: E402,F401
+    LOGICAL_TYPES,
+    ColumnBudget,
+    TableBudget,  # noqa: E402
+    logical_type,
+    widen,
+)
+from clickstream_assets.segment_tables import RESERVED_TABLES
 
 
 @dataclass

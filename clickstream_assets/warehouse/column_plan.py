@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..schema_rules import widen
+from clickstream_assets.normalize.schema_rules import widen
 
 MIN_VARCHAR_BYTES = 256  # room for any number, boolean or timestamp rendered as text
 MAX_COLUMNS = 1600  # Redshift's and PostgreSQL's per-table limit

@@ -18,13 +18,14 @@ from typing import Callable, Iterable, Iterator
 import duckdb
 import pyarrow as pa
 
-from ..customers import DEFAULT_MAX_EVENT_TABLES
-from ..naming import quote_ident
-from ..normalize import LATEST_KEYED_TABLES, LoadCounts, NormalizedBatch, latest_per_key
-from ..schema_rules import ColumnBudget, unify
-from .base import LoadResult, logical_type, register_warehouse, widen
-from .column_plan import MAX_COLUMNS, ColumnType
-from .load_sequence import SqlWarehouse, Stage
+from clickstream_assets.customers import DEFAULT_MAX_EVENT_TABLES
+from clickstream_assets.load_batch import LoadCounts, NormalizedBatch, latest_per_key
+from clickstream_assets.normalize.naming import quote_ident
+from clickstream_assets.normalize.schema_rules import ColumnBudget, unify
+from clickstream_assets.segment_tables import LATEST_KEYED_TABLES
+from clickstream_assets.warehouse.base import LoadResult, logical_type, register_warehouse, widen
+from clickstream_assets.warehouse.column_plan import MAX_COLUMNS, ColumnType
+from clickstream_assets.warehouse.load_sequence import SqlWarehouse, Stage
 
 SQL_TYPES = {
     "boolean": "BOOLEAN",

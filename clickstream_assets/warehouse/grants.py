@@ -13,7 +13,7 @@ their passwords, or IAM) by the administrator beforehand: no secret appears here
 
 from __future__ import annotations
 
-from ..naming import qualified, quote_ident
+from clickstream_assets.normalize.naming import qualified, quote_ident
 
 MAX_LOGIN_BYTES = 127  # Redshift's limit for user names
 

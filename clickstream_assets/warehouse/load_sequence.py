@@ -19,10 +19,20 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ..naming import qualified, quote_ident
-from ..normalize import LATEST_KEYED_TABLES, LOADS_TABLE, PARTITION_COLUMN, TYPE_TABLES
-from .base import LoadResult, Warehouse
-from .column_plan import MAX_COLUMNS, ColumnType, EvolutionPlan, plan_evolution
+from clickstream_assets.normalize.naming import qualified, quote_ident
+from clickstream_assets.segment_tables import (
+    LATEST_KEYED_TABLES,
+    LOADS_TABLE,
+    PARTITION_COLUMN,
+    TYPE_TABLES,
+)
+from clickstream_assets.warehouse.base import LoadResult, Warehouse
+from clickstream_assets.warehouse.column_plan import (
+    MAX_COLUMNS,
+    ColumnType,
+    EvolutionPlan,
+    plan_evolution,
+)
 
 log = logging.getLogger(__name__)
 

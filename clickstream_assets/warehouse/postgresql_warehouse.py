@@ -26,13 +26,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..naming import qualified, quote_ident, short_hash
-from ..normalize import LOADS_TABLE, NormalizedBatch
-from ..schema_rules import logical_type
-from .base import LoadResult, register_warehouse
-from .load_sequence import PostgresFamily, SqlWarehouse, Stage, transient_sqlstate
-from .column_plan import ColumnType, plan_evolution
-from .s3_staging import csv_ready
+from clickstream_assets.load_batch import NormalizedBatch
+from clickstream_assets.normalize.naming import qualified, quote_ident, short_hash
+from clickstream_assets.normalize.schema_rules import logical_type
+from clickstream_assets.segment_tables import LOADS_TABLE
+from clickstream_assets.warehouse.base import LoadResult, register_warehouse
+from clickstream_assets.warehouse.column_plan import ColumnType, plan_evolution
+from clickstream_assets.warehouse.load_sequence import (
+    PostgresFamily,
+    SqlWarehouse,
+    Stage,
+    transient_sqlstate,
+)
+from clickstream_assets.warehouse.s3_staging import csv_ready
 
 DEFAULT_PORT = 5432
 SSLMODES = ("verify-full", "verify-ca", "require", "prefer", "disable")

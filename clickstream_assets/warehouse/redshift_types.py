@@ -14,9 +14,9 @@ import math
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..naming import quote_ident, short_hash
-from ..schema_rules import logical_type
-from .column_plan import (  # noqa: F401 - the plan is shared; re-exported for callers
+from clickstream_assets.normalize.naming import quote_ident, short_hash
+from clickstream_assets.normalize.schema_rules import logical_type
+from clickstream_assets.warehouse.column_plan import (  # noqa: F401 - the plan is shared; re-exported for callers
     MAX_COLUMNS,
     MIN_VARCHAR_BYTES,
     ColumnLimitExceeded,

@@ -25,18 +25,19 @@ from datetime import datetime, timezone
 from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..naming import qualified, quote_ident
-from ..normalize import LOADS_TABLE, PARTITION_COLUMN, NormalizedBatch
-from .base import LoadResult, register_warehouse
-from .load_sequence import (
+from clickstream_assets.load_batch import NormalizedBatch
+from clickstream_assets.normalize.naming import qualified, quote_ident
+from clickstream_assets.segment_tables import LOADS_TABLE, PARTITION_COLUMN
+from clickstream_assets.warehouse.base import LoadResult, register_warehouse
+from clickstream_assets.warehouse.load_sequence import (
     CommitOutcomeUnknown,
-    PostgresFamily,
     LoadNotCommitted,
+    PostgresFamily,
     SqlWarehouse,
     Stage,
     transient_sqlstate,
 )
-from .redshift_types import (
+from clickstream_assets.warehouse.redshift_types import (
     MAX_COLUMNS,
     ColumnLimitExceeded,
     ColumnType,
@@ -47,7 +48,7 @@ from .redshift_types import (
     rebuild_column_sql,
     sql_type,
 )
-from .s3_staging import S3Staging, StagedTable
+from clickstream_assets.warehouse.s3_staging import S3Staging, StagedTable
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..s3_encryption import sse_args
+from clickstream_assets.stores.s3_encryption import sse_args
 
 ROWS_PER_PART = 500_000
 FAILED_MARKER = "_FAILED"
@@ -81,7 +81,7 @@ class S3Staging:
     @property
     def client(self):
         if self._client is None:  # the standard credential chain, adaptive retries
-            from ..s3_event_store import make_s3_client  # noqa: PLC0415 - boto3 loads slowly
+            from clickstream_assets.stores.s3_event_store import make_s3_client  # noqa: PLC0415 - boto3 loads slowly
 
             self._client = make_s3_client(self.endpoint_url)
         return self._client

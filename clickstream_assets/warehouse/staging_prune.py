@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .s3_staging import FAILED_MARKER, S3Staging
+from clickstream_assets.warehouse.s3_staging import FAILED_MARKER, S3Staging
 
 DEFAULT_MAX_PREFIXES = 1000  # per invocation; the rest are counted and left for the next
 AGE_RE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
