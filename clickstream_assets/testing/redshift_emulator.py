@@ -11,12 +11,28 @@ PostgreSQL refuses it. This proxy sits between them and emulates, at the protoco
   server without a certificate); reports `server_version` 8.0.2 as Redshift does.
 - DDL: `DISTSTYLE x`, `DISTKEY (c)`, `[COMPOUND|INTERLEAVED] SORTKEY (c, ...)` and `ENCODE x`
   are accepted and removed (PostgreSQL has no such things), outside quoted text only.
-- `ALTER TABLE ... ALTER COLUMN ... [SET DATA] TYPE`: rejected, as Redshift rejects it for
-  anything but a VARCHAR length, and for that too inside a transaction block; so code passing
-  here does not rely on in-place type changes.
+- Quoted identifiers fold their ASCII letters to lower case, as on Redshift by default
+  (enable_case_sensitive_identifier off): `"Col"` and `col` are one column.
+- Identifiers up to 127 bytes, as on Redshift: PostgreSQL cuts names at 63 bytes, so a name of
+  64-127 bytes (quoted, or unquoted and folded to lower case) goes to PostgreSQL as a hashed
+  stand-in (`_rs127_<hash>`) and comes back under its full name in result rows, column
+  names and error messages; a bound parameter equal to a mapped name (a catalog look-up
+  such as `table_name = ?`) is mapped too. Over 127 bytes is an error.
+- VARCHAR lengths in bytes wherever a value is stored: every `VARCHAR(n)` column that CREATE
+  TABLE or ADD COLUMN declares gets a CHECK on `octet_length` (PostgreSQL counts
+  characters), so INSERT, UPDATE, CREATE TABLE AS targets and COPY refuse a value over n
+  bytes with Redshift's "value too long for type character varying(n)" (SQLSTATE 22001).
+  A bare `VARCHAR` or `TEXT` column is `VARCHAR(256)`, as on Redshift.
+- `ALTER TABLE ... ALTER COLUMN c [SET DATA] TYPE VARCHAR(n)` only: on a VARCHAR column,
+  outside a transaction block, to a size its values fit in bytes (Redshift's rule); any other
+  type change, or one inside a transaction, fails.
+- Casting a boolean to a character type (`CAST(b AS VARCHAR)`, `b::text`) fails with
+  Redshift's "cannot cast type boolean to character varying": the emulator points PostgreSQL's
+  boolean-to-text casts of the database at a function that raises in emulator sessions (a
+  startup parameter marks them; other sessions of the database keep PostgreSQL's cast).
 - PostgreSQL-only grammar Redshift rejects fails here too: `ON CONFLICT`, `RETURNING`, several
-  `ADD COLUMN`s in one `ALTER TABLE`, `VARCHAR(n)` over 65,535, quoted identifiers over 127
-  bytes.
+  `ADD COLUMN`s in one `ALTER TABLE`, `VARCHAR(n)` over 65,535, `JSONB`, `SERIAL`
+  columns, `UNLOGGED` tables.
 - `COPY t (cols) FROM 's3://.../manifest' IAM_ROLE 'arn:aws:iam::...' MANIFEST GZIP CSV
   IGNOREHEADER 1 EMPTYASNULL TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF`: exactly these
   options (any other option, a missing one, or another value is an error, so the emulator
@@ -26,30 +42,33 @@ PostgreSQL refuses it. This proxy sits between them and emulates, at the protoco
   behave as on Redshift. A failed COPY aborts the transaction as on Redshift. Redshift's
   limits that PostgreSQL lacks or differs on: an input row over 4 MB fails the COPY;
   timestamps outside PostgreSQL's range (year 0, 1e20 ms) fail as PostgreSQL fails them.
+- VARCHAR lengths in bytes on COPY: a staged value longer in bytes than its column's
+  VARCHAR(n) fails the COPY ("String length exceeds DDL length"), as on Redshift.
 - faults for tests: drop the connection before a matching statement runs, or after it ran but
   before its reply reaches the client (a COMMIT whose outcome the client cannot know).
 
-- VARCHAR lengths in bytes on COPY: a staged value longer in bytes than its column's
-  VARCHAR(n) fails the COPY ("String length exceeds DDL length"), as on Redshift; PostgreSQL
-  counts characters, so without this a multi-byte value would load here and fail there.
-
 Not emulated: Redshift's SQL dialect beyond the above (queries run as PostgreSQL), TLS, IAM
 authentication, serializable-isolation errors (PostgreSQL runs read committed), slices,
-compression encodings, VARCHAR byte lengths outside COPY (INSERT ... SELECT counts
-characters), identifiers of 64-127 bytes (PostgreSQL cuts them to 63), STL/SVV system tables,
-`pg_last_copy_count()`, COPY's error table (stl_load_errors), UNLOAD.
+compression encodings (so ALTER COLUMN TYPE does not check them), CHAR(n) byte lengths and
+casts to a shorter VARCHAR (cut in characters here, in bytes there), a boolean cast over an
+empty table (Redshift refuses it when planning; here it fails per row), a long name's
+mapping across emulator restarts (kept in memory) and in string literals, ORDER BY of long
+names (by stand-in here), STL/SVV system tables, `pg_last_copy_count()`, COPY's error table
+(stl_load_errors), UNLOAD.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import re
 import socket
 import struct
 import threading
+import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -78,6 +97,9 @@ REDSHIFT_REJECTS = (
     (re.compile(r"\bRETURNING\b", re.I), "RETURNING is not supported"),
     (re.compile(r"\bALTER\s+TABLE\b.*\bADD\b.*,\s*ADD\b", re.I | re.S),
      "ALTER TABLE takes one ADD COLUMN per statement"),
+    (re.compile(r"\bJSONB\b", re.I), "type jsonb does not exist (Redshift has SUPER)"),
+    (re.compile(r"\b(?:SMALL|BIG)?SERIAL\b", re.I), "SERIAL types are not supported"),
+    (re.compile(r"\bCREATE\s+UNLOGGED\b", re.I), "UNLOGGED tables are not supported"),
 )
 VARCHAR_RE = re.compile(r"\b(?:VARCHAR|CHARACTER\s+VARYING)\s*\(\s*(\d+)\s*\)", re.I)
 MAX_VARCHAR_BYTES = 65535
@@ -85,6 +107,39 @@ MAX_IDENTIFIER_BYTES = 127
 REDSHIFT_DDL_RE = re.compile(
     r"\b(?:DISTSTYLE\s+\w+|DISTKEY\s*(?=\()|(?:COMPOUND\s+|INTERLEAVED\s+)?SORTKEY\s*(?=\()"
     r"|ENCODE\s+\w+)", re.I)
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+PG_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL silently cuts longer names
+STAND_IN_PREFIX = "_rs127_"
+STAND_IN_RE = re.compile(rb"_rs127_[0-9a-f]{32}")
+UNQUOTED_WORD_RE = re.compile(r"[^\W\d][\w$]*")
+# SQL tokens: quoted strings, quoted identifiers, words, single characters
+TOKEN_RE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[\w$]+|\S", re.S)
+DDL_HEAD_RE = re.compile(r"\s*(?:CREATE\s+(?:(?:LOCAL\s+)?(?:TEMP|TEMPORARY)\s+)?TABLE|"
+                         r"ALTER\s+TABLE)\b", re.I)
+NOT_A_COLUMN = {"AS", "TYPE", "(", ",", "::"}
+BYTE_CHECK_PREFIX = "rs_bytes_"
+BYTE_CHECK_RE = re.compile(r"^rs_bytes_(\d+)_")
+DEFAULT_VARCHAR = 256  # Redshift: VARCHAR / TEXT without a length
+IDENT = r'(?:"(?:[^"]|"")+"|[^\W\d][\w$]*)'
+ALTER_COLUMN_TYPE_RE = re.compile(
+    rf"^\s*ALTER\s+TABLE\s+(?P<table>{IDENT}(?:\.{IDENT})?)\s+ALTER\s+(?:COLUMN\s+)?"
+    rf"(?P<col>{IDENT})\s+(?:SET\s+DATA\s+)?TYPE\s+(?P<type>.*?)\s*;?\s*$", re.I | re.S)
+VARCHAR_TYPE_RE = re.compile(r"^(?:VARCHAR|CHARACTER\s+VARYING)\s*\(\s*(\d+)\s*\)$", re.I)
+# emulator sessions carry this startup parameter; the boolean cast trap raises only in them
+SESSION_GUC = "rs_emulator.redshift"
+BOOL_CAST_TRAP = f"""
+CREATE OR REPLACE FUNCTION public.rs_emulator_bool_to_text(b boolean) RETURNS text
+LANGUAGE plpgsql STABLE AS $trap$
+BEGIN
+  IF current_setting('{SESSION_GUC}', true) = 'on' THEN
+    RAISE EXCEPTION 'cannot cast type boolean to character varying' USING ERRCODE = '42846';
+  END IF;
+  RETURN CASE WHEN b THEN 'true' WHEN NOT b THEN 'false' END;
+END $trap$;
+UPDATE pg_cast SET castfunc = 'public.rs_emulator_bool_to_text(boolean)'::regprocedure
+ WHERE castsource = 'boolean'::regtype AND casttarget IN
+   ('text'::regtype, 'character varying'::regtype, 'character'::regtype);
+"""
 
 
 class EmulatorError(Exception):
@@ -166,12 +221,223 @@ def redshift_refusal(sql: str, plain: str) -> str | None:
     for size in VARCHAR_RE.findall(plain):
         if int(size) > MAX_VARCHAR_BYTES:
             return f"VARCHAR({size}) is over the maximum of {MAX_VARCHAR_BYTES}"
-    for quoted, text in _split_quoted(sql):
-        if quoted and text.startswith('"'):
-            name = text[1:-1].replace('""', '"')
-            if len(name.encode()) > MAX_IDENTIFIER_BYTES:
-                return f"identifier of {len(name.encode())} bytes is over {MAX_IDENTIFIER_BYTES}"
+    names = [text[1:-1].replace('""', '"') for quoted, text in _split_quoted(sql)
+             if quoted and text.startswith('"')] + UNQUOTED_WORD_RE.findall(plain)
+    for name in names:
+        if len(name.encode()) > MAX_IDENTIFIER_BYTES:
+            return f"identifier of {len(name.encode())} bytes is over {MAX_IDENTIFIER_BYTES}"
     return None
+
+
+def stand_in(name: str) -> str:
+    """PostgreSQL's name for a Redshift identifier of 64-127 bytes (deterministic)."""
+    return STAND_IN_PREFIX + hashlib.sha1(name.encode()).hexdigest()[:32]
+
+
+def _ascii_lower(name: str) -> str:
+    return name.translate(ASCII_LOWER)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class IdentifierMap:
+    """Long Redshift names <-> their PostgreSQL stand-ins, shared by an emulator's sessions
+    (a name is known once a statement used it)."""
+
+    def __init__(self) -> None:
+        self.full: dict[bytes, bytes] = {}  # stand-in -> name
+        self.short: dict[bytes, bytes] = {}  # name -> stand-in
+
+    def name(self, name: str) -> str:
+        """The name PostgreSQL keeps for `name`: itself up to 63 bytes, else a stand-in."""
+        raw = name.encode()
+        if len(raw) <= PG_IDENTIFIER_BYTES:
+            return name
+        alias = stand_in(name)
+        self.full[alias.encode()] = raw
+        self.short[raw] = alias.encode()
+        return alias
+
+    def sql(self, sql: str) -> str:
+        """Quoted identifiers folded to lower case (Redshift's default,
+        enable_case_sensitive_identifier off), long ones and long unquoted words replaced by
+        their stand-ins; string literals are left alone."""
+        out = []
+        for quoted, text in _split_quoted(sql):
+            if quoted and text.startswith('"'):
+                name = _ascii_lower(text[1:-1].replace('""', '"'))
+                out.append(_quote(self.name(name)))
+            elif quoted:
+                out.append(text)
+            else:
+                out.append(UNQUOTED_WORD_RE.sub(self._word, text))
+        return "".join(out)
+
+    def _word(self, m: re.Match) -> str:
+        word = m.group(0)
+        return self.name(word.lower()) if len(word.encode()) > PG_IDENTIFIER_BYTES else word
+
+    def restore(self, code: bytes, body: bytes) -> bytes:
+        """A backend message with stand-ins back under their full names."""
+        if not self.full or STAND_IN_RE.search(body) is None:
+            return body
+        if code == b"D":
+            return _map_data_row(body, self._restore_text)
+        if code == b"T":
+            return _map_row_description(body, self._restore_text)
+        if code in (b"E", b"N"):  # fields are NUL-terminated text: mapped in place
+            return self._restore_text(body)
+        return body
+
+    def _restore_text(self, data: bytes) -> bytes:
+        return STAND_IN_RE.sub(lambda m: self.full.get(m.group(0), m.group(0)), data)
+
+    def bind(self, body: bytes) -> bytes:
+        """A Bind message whose parameters equal to a known long name carry its stand-in."""
+        if not self.short:
+            return body
+        portal, pos = _cstr(body, 0)
+        stmt, pos = _cstr(body, pos)
+        (nfmt,) = struct.unpack("!h", body[pos:pos + 2])
+        pos += 2 + 2 * nfmt
+        head = body[:pos]
+        (count,) = struct.unpack("!h", body[pos:pos + 2])
+        pos += 2
+        params = []
+        for _ in range(count):
+            (n,) = struct.unpack("!i", body[pos:pos + 4])
+            value = body[pos + 4:pos + 4 + max(n, 0)] if n >= 0 else None
+            pos += 4 + max(n, 0)
+            value = self.short.get(value, value) if value is not None else None
+            params.append(struct.pack("!i", -1) if value is None
+                          else struct.pack("!i", len(value)) + value)
+        return head + struct.pack("!h", count) + b"".join(params) + body[pos:]
+
+
+def _map_data_row(body: bytes, fn) -> bytes:
+    """A DataRow with `fn` applied to each non-null field."""
+    (count,) = struct.unpack("!h", body[:2])
+    out, pos = [body[:2]], 2
+    for _ in range(count):
+        (n,) = struct.unpack("!i", body[pos:pos + 4])
+        pos += 4
+        if n < 0:
+            out.append(body[pos - 4:pos])
+            continue
+        value = fn(body[pos:pos + n])
+        out.append(struct.pack("!i", len(value)) + value)
+        pos += n
+    return b"".join(out)
+
+
+def _map_row_description(body: bytes, fn) -> bytes:
+    """A RowDescription with `fn` applied to each column name."""
+    (count,) = struct.unpack("!h", body[:2])
+    out, pos = [body[:2]], 2
+    for _ in range(count):
+        name, pos = _cstr(body, pos)
+        out.append(fn(name) + b"\0" + body[pos:pos + 18])
+        pos += 18
+    return b"".join(out)
+
+
+def byte_check(column_sql: str, size: int) -> str:
+    """A column constraint holding values to `size` bytes, named so its errors read as
+    Redshift's (see `redshift_error`)."""
+    name = f"{BYTE_CHECK_PREFIX}{size}_{uuid.uuid4().hex[:12]}"
+    return f"CONSTRAINT {_quote(name)} CHECK (octet_length({column_sql}) <= {size})"
+
+
+def add_byte_checks(sql: str) -> str:
+    """CREATE TABLE / ADD COLUMN: each VARCHAR(n) column gets a CHECK on its bytes; a bare
+    VARCHAR or TEXT column becomes VARCHAR(256), Redshift's default."""
+    if not DDL_HEAD_RE.match(sql):
+        return sql
+    tokens = list(TOKEN_RE.finditer(sql))
+    edits, i = [], 1
+    while i < len(tokens):
+        column, word = tokens[i - 1].group(0), tokens[i].group(0).upper()
+        span = 2 if (word == "CHARACTER" and i + 1 < len(tokens)
+                     and tokens[i + 1].group(0).upper() == "VARYING") else 1
+        is_column = column.startswith('"') or (UNQUOTED_WORD_RE.fullmatch(column) is not None
+                                               and column.upper() not in NOT_A_COLUMN)
+        if not is_column or (span == 1 and word not in ("VARCHAR", "TEXT")):
+            i += 1
+            continue
+        end = i + span
+        sized = (word != "TEXT" and end + 2 < len(tokens) and tokens[end].group(0) == "("
+                 and tokens[end + 1].group(0).isdigit() and tokens[end + 2].group(0) == ")")
+        if sized:
+            size = int(tokens[end + 1].group(0))
+            edits.append((tokens[end + 2].end(), tokens[end + 2].end(),
+                          " " + byte_check(column, size)))
+            i = end + 3
+        else:
+            edits.append((tokens[i].start(), tokens[end - 1].end(),
+                          f"VARCHAR({DEFAULT_VARCHAR}) " + byte_check(column, DEFAULT_VARCHAR)))
+            i = end
+    for start, stop, text in reversed(edits):
+        sql = sql[:start] + text + sql[stop:]
+    return sql
+
+
+def _attname(ident: str) -> str:
+    """The catalog name of an identifier as written (quoted, or unquoted and folded)."""
+    return ident[1:-1].replace('""', '"') if ident.startswith('"') else ident.lower()
+
+
+def alter_column_type(sql: str, in_transaction: bool, names: IdentifierMap) -> str:
+    """Redshift's one in-place type change (a VARCHAR column to another VARCHAR length,
+    outside a transaction block, if its values fit in bytes) as PostgreSQL; anything else
+    as the error Redshift gives."""
+    m = ALTER_COLUMN_TYPE_RE.match(sql)
+    size = VARCHAR_TYPE_RE.match(m.group("type")) if m else None
+    if size is None:
+        return _raise_sql("emulator (as Redshift): ALTER COLUMN TYPE only changes the length "
+                          "of a VARCHAR column", "0A000")
+    if in_transaction:
+        return _raise_sql("emulator (as Redshift): ALTER TABLE ALTER COLUMN cannot run inside "
+                          "a transaction block", "25001")
+    table, col, n = names.sql(m.group("table")), names.sql(m.group("col")), int(size.group(1))
+    rel, att = _literal(table) + "::regclass", _literal(_attname(col))
+    not_varchar = _literal("emulator (as Redshift): ALTER COLUMN TYPE only changes the length "
+                           "of a VARCHAR column")
+    return f"""DO $emulator$ DECLARE r record; typ oid; num int2; BEGIN
+  SELECT atttypid, attnum INTO typ, num FROM pg_attribute
+   WHERE attrelid = {rel} AND attname = {att} AND NOT attisdropped;
+  IF FOUND AND typ <> 'character varying'::regtype THEN
+    RAISE EXCEPTION USING MESSAGE = {not_varchar}, ERRCODE = '0A000';
+  END IF;
+  FOR r IN SELECT conname FROM pg_constraint WHERE conrelid = {rel} AND contype = 'c'
+           AND conname LIKE 'rs\\_bytes\\_%' AND conkey = ARRAY[num] LOOP
+    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', {_literal(table)}, r.conname);
+  END LOOP;
+  EXECUTE {_literal(f"ALTER TABLE {table} ALTER COLUMN {col} TYPE VARCHAR({n})")};
+  EXECUTE {_literal(f"ALTER TABLE {table} ADD {byte_check(col, n)}")};
+END $emulator$"""
+
+
+def redshift_error(body: bytes) -> bytes:
+    """An ErrorResponse from a byte-length CHECK, reworded as Redshift's own error."""
+    fields, pos = {}, 0
+    while pos < len(body) and body[pos:pos + 1] != b"\0":
+        value, end = _cstr(body, pos + 1)
+        fields[body[pos:pos + 1]] = value
+        pos = end
+    m = BYTE_CHECK_RE.match(fields.get(b"n", b"").decode(errors="replace"))
+    if m is None:
+        return body
+    fields.update({b"C": b"22001", b"M": b"value too long for type character varying("
+                   + m.group(1).encode() + b")"})
+    for key in (b"D", b"n", b"W"):
+        fields.pop(key, None)
+    return b"".join(k + v + b"\0" for k, v in fields.items()) + b"\0"
 
 
 def _unquoted_text(sql: str) -> str:
@@ -208,11 +474,10 @@ def parse_copy(sql: str) -> dict:
     return {"table": m.group("table"), "columns": m.group("cols"), "url": m.group("url")}
 
 
-def _raise_sql(message: str) -> str:
+def _raise_sql(message: str, code: str = "XX000") -> str:
     """A statement that fails with `message` (run on the backend so the txn aborts too)."""
-    literal = "'" + message.replace("'", "''") + "'"
-    return (f"DO $emulator$ BEGIN RAISE EXCEPTION USING MESSAGE = {literal}, "
-            f"ERRCODE = 'XX000'; END $emulator$")
+    return (f"DO $emulator$ BEGIN RAISE EXCEPTION USING MESSAGE = {_literal(message)}, "
+            f"ERRCODE = '{code}'; END $emulator$")
 
 
 @dataclass
@@ -245,8 +510,14 @@ class RedshiftEmulator:
     password: str | None = None
     # the COPY role's keys, as Redshift reads S3 with them (default: the environment's)
     s3_credentials: dict = field(default_factory=dict)
+    # long names' stand-ins, for every session (see IdentifierMap)
+    names: IdentifierMap = field(default_factory=IdentifierMap)
+    # a PostgreSQL superuser, to set up each database's boolean cast trap
+    admin_user: str = "postgres"
 
     def start(self) -> "RedshiftEmulator":
+        self._prepared: set[str] = set()
+        self._prepare_lock = threading.Lock()
         self._listener = socket.create_server((self.host, self.port))
         self.port = self._listener.getsockname()[1]
         self._stopping = False
@@ -274,6 +545,26 @@ class RedshiftEmulator:
                 continue
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=_Session(self, client).run, daemon=True).start()
+
+    def prepare_database(self, database: str) -> None:
+        """Once per database: its boolean -> text casts raise in emulator sessions, as
+        Redshift has no such cast (a missing database fails the session's own login)."""
+        import psycopg2  # noqa: PLC0415
+
+        with self._prepare_lock:
+            if database in self._prepared:
+                return
+            try:
+                conn = psycopg2.connect(host=self.backend_host, port=self.backend_port,
+                                        dbname=database, user=self.admin_user)
+            except psycopg2.OperationalError:
+                return
+            try:
+                conn.autocommit = True
+                conn.cursor().execute(BOOL_CAST_TRAP)
+                self._prepared.add(database)
+            finally:
+                conn.close()
 
     def take_fault(self, sql: str, history: list[str]) -> Fault | None:
         for fault in self.faults:
@@ -355,6 +646,9 @@ class _Session:
                 params.append(key + b"\0" + value + b"\0")
         if self.emu.password is not None and not self._check_password(params):
             return False
+        given = dict(p.rstrip(b"\0").split(b"\0", 1) for p in params)
+        self.emu.prepare_database((given.get(b"database") or given.get(b"user", b"")).decode())
+        params.append(SESSION_GUC.encode() + b"\0on\0")
         startup = struct.pack("!i", PROTOCOL_3) + b"".join(params) + b"\0"
         self.backend = socket.create_connection((self.emu.backend_host, self.emu.backend_port))
         self.backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -376,6 +670,9 @@ class _Session:
         try:
             while True:
                 code, body = _read_msg(self.backend)
+                body = self.emu.names.restore(code, body)
+                if code == b"E":
+                    body = redshift_error(body)
                 if code == b"S" and body.startswith(b"server_version\0"):
                     body = b"server_version\0" + REDSHIFT_SERVER_VERSION + b"\0"
                 if code == b"Z":
@@ -427,16 +724,17 @@ class _Session:
         """Redshift DDL -> PostgreSQL; unsupported Redshift behavior -> an error statement."""
         self.emu.statements.append(sql)
         plain = _unquoted_text(sql)
-        if ALTER_TYPE_RE.search(plain) and re.search(r"\bALTER\s+TABLE\b", plain, re.I):
-            return _raise_sql("emulator (as Redshift): ALTER COLUMN TYPE is not supported "
-                              "here; only a VARCHAR length can grow, outside a transaction")
         refusal = redshift_refusal(sql, plain)
         if refusal:
             return _raise_sql(f"emulator (as Redshift): {refusal}")
+        if ALTER_TYPE_RE.search(plain) and re.search(r"\bALTER\s+TABLE\b", plain, re.I):
+            return alter_column_type(sql, self.status != b"I", self.emu.names)
         if re.match(r"\s*COPY\b", plain, re.I) and "s3://" in sql:
             return _raise_sql("emulator: COPY FROM S3 is only supported through the extended "
                               "protocol")
-        return strip_redshift_ddl(sql) if REDSHIFT_DDL_RE.search(plain) else sql
+        if REDSHIFT_DDL_RE.search(plain):
+            sql = strip_redshift_ddl(sql)
+        return self.emu.names.sql(add_byte_checks(sql))
 
     def _on_Q(self, body: bytes) -> bool:
         sql = body[:-1].decode()
@@ -484,7 +782,11 @@ class _Session:
             return True
         self.copy_portals.pop(portal, None)  # a portal name is reused by the next Bind
         self.portals[portal] = self.statements.get(stmt, "")
-        return False
+        mapped = self.emu.names.bind(body)
+        if mapped is body:
+            return False
+        self.backend.sendall(_msg(b"B", mapped))
+        return True
 
     def _on_E(self, body: bytes) -> bool:
         portal, _ = _cstr(body, 0)
@@ -558,10 +860,9 @@ class _Session:
         hold one: there PostgreSQL's character count is the byte count)."""
         if all(data.isascii() for data in files):
             return None
-        literal = table.replace("'", "''")
         msgs = self._backend_query(
             "SELECT attname, atttypmod - 4 FROM pg_attribute WHERE attrelid = "
-            f"'{literal}'::regclass AND attnum > 0 AND NOT attisdropped "
+            f"{_literal(self.emu.names.sql(table))}::regclass AND attnum > 0 AND NOT attisdropped "
             "AND atttypid = 'character varying'::regtype AND atttypmod > 4")
         self._release_capture()
         limits = dict(_data_row(body) for code, body in msgs if code == b"D")
@@ -597,8 +898,9 @@ class _Session:
         return files
 
     def _copy_one(self, copy: dict, data: bytes) -> tuple[bool, int, bytes]:
-        cols = copy["columns"]
-        sql = (f"COPY {copy['table']} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true, "
+        cols = self.emu.names.sql(copy["columns"])
+        table = self.emu.names.sql(copy["table"])
+        sql = (f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER true, "
                f"FORCE_NULL ({cols}))")
         msgs = self._backend_query(sql)
         if msgs[-1][0] != b"G":

@@ -289,8 +289,7 @@ class Staging:
         table (or joins its DuckDB staging table, for a table that spilled)."""
         for name, tables in self._held.items():
             if name in self._in_duckdb:
-                for t in tables:
-                    self._insert(name, t)
+                self._insert(name, unify(tables))
                 continue
             table = unify(tables)
             view = f"arrow_{len(self._arrow)}"
@@ -304,8 +303,9 @@ class Staging:
         for name, tables in list(self._held.items()):
             if name in LATEST_KEYED_TABLES:
                 continue
-            for t in tables:
-                self._insert(name, t)
+            # one INSERT per table per spill, not one per chunk: a window of many small files
+            # holds thousands of chunks (720 h x 4 files: 31.8 -> 25.8 CPU-s, bench/backfill.py)
+            self._insert(name, unify(tables))
             del self._held[name]
         self._held_bytes = 0
 

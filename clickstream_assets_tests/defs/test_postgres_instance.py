@@ -1,11 +1,12 @@
 """deploy/dagster.yaml as a whole (PostgreSQL storage from env vars, the run queue) on the real
-PostgreSQL at 127.0.0.1:5432: a sensor tick, a run and a backfill, through the daemons."""
+PostgreSQL at 127.0.0.1:5432: the arrival sensor's ticks, a run and a backfill, through the
+daemons."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import psycopg2
 import pytest
@@ -13,16 +14,17 @@ import sqlalchemy
 from dagster import DagsterRunStatus, RunsFilter
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.scheduler.instigation import TickStatus
-from dagster._core.test_utils import instance_for_test
+from dagster._core.test_utils import freeze_time, instance_for_test
 from dagster._daemon.sensor import execute_sensor_iteration
 from dagster_postgres import PostgresEventLogStorage
 
-from clickstream_assets.cli.sample_events import write_sample_hour
+from clickstream_assets.cli.sample_events import hour_lines, write_sample_hour
 from clickstream_assets.defs.factory import PARTITION_FORMAT
 from clickstream_assets.defs.instance_storage import PooledPostgresEventLogStorage
 from clickstream_assets.defs.run_queue import CUSTOMER_TAG, TRIGGER_TAG
+from clickstream_assets.defs.sensors import RANGE_END_TAG, RANGE_START_TAG, SENSOR_NAME
+from clickstream_assets.stores.event_store import hour_prefix
 from clickstream_assets.testing.services import POSTGRES_DSN
-from clickstream_assets_tests.conftest import HOUR
 from clickstream_assets_tests.instance_harness import (
     asset_keys,
     deploy_config,
@@ -34,17 +36,11 @@ from clickstream_assets_tests.instance_harness import (
     write_target,
 )
 
-KEYS = [HOUR + timedelta(hours=i) for i in range(3)]
+# the sensor lists the last hours (lookback), so the test's hours are the last complete ones
+TOP = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+KEYS = [TOP - timedelta(hours=3 - i) for i in range(3)]
 PARTITIONS = [h.strftime(PARTITION_FORMAT) for h in KEYS]
-SENSOR_CODE = f"""
-from dagster import AssetSelection, DefaultSensorStatus, RunRequest, sensor
-from clickstream_assets.defs.run_queue import customer_run_tags
-
-@sensor(asset_selection=AssetSelection.groups("acme"),
-        minimum_interval_seconds=1, default_status=DefaultSensorStatus.RUNNING)
-def acme_arrivals(context):
-    yield RunRequest(partition_key={PARTITIONS[0]!r}, tags=customer_run_tags("acme", "sensor"))
-"""
+HOUR_STEP = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -81,19 +77,37 @@ def pg_instance(tmp_path, pg_schema, monkeypatch):
         yield instance
 
 
-def test_sensor_tick_run_and_backfill_on_postgres(tmp_path, settings, store, pg_instance,
-                                                  pg_schema):
+def test_arrival_sensor_run_and_backfill_on_postgres(tmp_path, settings, store, warehouse,
+                                                    pg_instance, pg_schema):
+    """The real arrival sensor (the definitions' own, started as in the UI) ticks on the
+    PostgreSQL instance, keeps its digests in its key-value store (a second tick asks only
+    for the hour that changed), and its runs, a manual run and a backfill go through the
+    queue and succeed."""
     instance = pg_instance
     assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
     for hour in KEYS:
         write_sample_hour(store, "acme", "acme", hour, 10)
-    target = write_target(tmp_path, settings, extra_code=SENSOR_CODE,
-                          extra_defs=", Definitions(sensors=[acme_arrivals])")
-    with workspace(instance, target) as ctx:
-        list(execute_sensor_iteration(ctx, logging.getLogger("test"), None, None))
-        ticks = instance.get_ticks(*_sensor_ids(ctx, "acme_arrivals"))
-        assert [t.status for t in ticks] == [TickStatus.SUCCESS]
+    with workspace(instance, write_target(tmp_path, settings)) as ctx:
+        sensor = _sensor(ctx, SENSOR_NAME)
+        instance.start_sensor(sensor)
+        _tick(ctx)
+        first = _sensor_runs(instance)
+        assert len(first) == 1 and first[0].tags[CUSTOMER_TAG] == "acme"
+        assert (first[0].tags[RANGE_START_TAG], first[0].tags[RANGE_END_TAG]) == (
+            PARTITIONS[0], PARTITIONS[-1])  # three arrived hours, one range run
+        iterate_run_queue(ctx)
+
+        late = b"\n".join(hour_lines("acme", KEYS[1], 5, seed=1)) + b"\n"
+        store.write(hour_prefix("acme", KEYS[1]) + "late.json", late)
+        with freeze_time(datetime.now(timezone.utc) + timedelta(minutes=2)):  # next interval
+            _tick(ctx)
+        ticks = instance.get_ticks(sensor.get_remote_origin_id(), sensor.selector_id)
+        assert [t.status for t in ticks] == [TickStatus.SUCCESS] * 2
+        second = [r for r in _sensor_runs(instance) if r.run_id != first[0].run_id]
+        assert [r.tags.get("dagster/partition") for r in second] == [PARTITIONS[1]]
+        iterate_run_queue(ctx)
+
         run_id = launch_run(ctx, asset_keys("acme"), PARTITIONS[1])
         iterate_run_queue(ctx)
         backfill_id = launch_backfill(ctx, asset_keys("acme"), PARTITIONS)
@@ -102,27 +116,40 @@ def test_sensor_tick_run_and_backfill_on_postgres(tmp_path, settings, store, pg_
             iterate_run_queue(ctx)
         assert instance.get_backfill(backfill_id).status == BulkActionStatus.COMPLETED_SUCCESS
 
-    runs = {r.tags[TRIGGER_TAG]: r for r in instance.get_runs()}
-    assert set(runs) == {"sensor", "manual", "backfill"}
-    assert all(r.status == DagsterRunStatus.SUCCESS for r in runs.values())
-    assert all(r.tags[CUSTOMER_TAG] == "acme" for r in runs.values())
-    assert runs["manual"].run_id == run_id
+    runs = instance.get_runs()
+    assert sorted(r.tags[TRIGGER_TAG] for r in runs) == ["backfill", "manual", "sensor", "sensor"]
+    assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
+    assert all(r.tags[CUSTOMER_TAG] == "acme" for r in runs)
+    assert run_id in {r.run_id for r in runs if r.tags[TRIGGER_TAG] == "manual"}
     assert len(instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))) == 1
+    loads = warehouse.query('SELECT "window_start", "window_end", "files" '
+                            'FROM "acme"."_clickstream_loads" ORDER BY "started_at"')
+    three, late = (KEYS[0], KEYS[-1] + HOUR_STEP), (KEYS[1], KEYS[1] + HOUR_STEP)
+    assert [(a, b, n) for a, b, n in loads] == [  # sensor, sensor, manual, backfill
+        (*three, 6), (*late, 3), (*late, 3), (*three, 7)]
     con = psycopg2.connect(POSTGRES_DSN)
     try:
         cur = con.cursor()
         cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
-                    "AND table_name IN ('runs', 'event_logs', 'jobs', 'job_ticks')", [pg_schema])
-        assert cur.fetchone()[0] == 4  # the instance lives in our schema, not public
+                    "AND table_name IN ('runs', 'event_logs', 'jobs', 'job_ticks', "
+                    "'kvs')", [pg_schema])
+        assert cur.fetchone()[0] == 5  # the instance (sensor state too) lives in our schema
     finally:
         con.close()
 
 
-def _sensor_ids(ctx, name: str) -> tuple[str, str]:
+def _tick(ctx) -> None:
+    list(execute_sensor_iteration(ctx, logging.getLogger("test"), None, None))
+
+
+def _sensor_runs(instance) -> list:
+    return instance.get_runs(filters=RunsFilter(tags={"dagster/sensor_name": SENSOR_NAME}))
+
+
+def _sensor(ctx, name: str):
     location = ctx.create_request_context().get_code_location("clickstream")
     repo = next(iter(location.get_repositories().values()))
-    sensor = repo.get_sensor(name)
-    return sensor.get_remote_origin_id(), sensor.selector_id
+    return repo.get_sensor(name)
 
 
 def test_the_event_log_keeps_its_connection_open(pg_instance):

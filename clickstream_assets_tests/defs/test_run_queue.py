@@ -4,7 +4,7 @@ and enforced by Dagster's queued run daemon (a second run for the same customer 
 from __future__ import annotations
 
 import pytest
-from dagster import DagsterRunStatus
+from dagster import DagsterRunStatus, RunsFilter
 from dagster._core.test_utils import instance_for_test
 
 from clickstream_assets.defs.run_queue import (
@@ -20,7 +20,9 @@ from clickstream_assets_tests.conftest import HOUR
 from clickstream_assets_tests.instance_harness import (
     asset_keys,
     deploy_config,
+    iterate_backfill_daemon,
     iterate_run_queue,
+    launch_backfill,
     launch_run,
     workspace,
     write_target,
@@ -82,10 +84,47 @@ def test_second_run_for_a_customer_waits(tmp_path, settings):
         assert instance.get_run_by_id(second).status == DagsterRunStatus.STARTING
 
 
-def test_backfill_runs_are_capped(tmp_path):
-    cfg = deploy_config()["concurrency"]["runs"]
-    backfill = [lim for lim in cfg["tag_concurrency_limits"] if lim["key"] == "dagster/backfill"]
-    assert backfill and backfill[0]["limit"] < 10  # always leaves room for sensor runs
+def backfill_caps() -> list[int]:
+    """deploy/dagster.yaml's limits on backfill runs (by Dagster's tag and by ours)."""
+    limits = deploy_config()["concurrency"]["runs"]["tag_concurrency_limits"]
+    return [lim["limit"] for lim in limits if lim["key"] == "dagster/backfill"
+            or (lim["key"] == TRIGGER_TAG and lim.get("value") == "backfill")]
+
+
+def test_backfill_runs_are_capped_by_the_queue(tmp_path, settings):
+    """More backfill runs than the cap, one customer each (so the per-customer limit does
+    not bind): one tick of the queued run daemon starts only the cap's worth, and a sensor
+    run submitted behind them still starts."""
+    cap = min(backfill_caps())
+    assert cap < deploy_config()["concurrency"]["runs"]["max_concurrent_runs"]  # room left
+    customers = [f"c{i}" for i in range(cap + 3)]
+    settings.customers_file.write_text("customers:\n" + "".join(
+        f"  - {{customer_id: {c}, start: '2026-11-01T00:00:00Z'}}\n"
+        for c in [*customers, "late"]))
+    with queue_instance(tmp_path) as instance, workspace(
+            instance, write_target(tmp_path, settings)) as ctx:
+        backfills = [launch_backfill(ctx, asset_keys(c), [KEY]) for c in customers]
+        iterate_backfill_daemon(ctx)
+        runs = [r for b in backfills for r in
+                instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": b}))]
+        assert len(runs) == len(customers) > cap
+        assert {r.status for r in runs} == {DagsterRunStatus.QUEUED}
+        assert {r.tags[TRIGGER_TAG] for r in runs} == {"backfill"}
+        sensor_run = launch_run(ctx, asset_keys("late"), KEY, customer_run_tags("late", "sensor"))
+
+        iterate_run_queue(ctx)
+        status = [instance.get_run_by_id(r.run_id).status for r in runs]
+        assert status.count(DagsterRunStatus.STARTING) == cap
+        assert status.count(DagsterRunStatus.QUEUED) == len(customers) - cap
+        assert instance.get_run_by_id(sensor_run).status == DagsterRunStatus.STARTING
+
+        iterate_run_queue(ctx)  # no slot freed: nothing more starts
+        assert [instance.get_run_by_id(r.run_id).status for r in runs] == status
+        finished = next(r for r, s in zip(runs, status) if s == DagsterRunStatus.STARTING)
+        instance.report_run_failed(instance.get_run_by_id(finished.run_id))
+        iterate_run_queue(ctx)  # one slot freed: one more backfill run starts
+        status = [instance.get_run_by_id(r.run_id).status for r in runs]
+        assert status.count(DagsterRunStatus.QUEUED) == len(customers) - cap - 1
 
 
 def test_config_api_pool_limit(tmp_path):
