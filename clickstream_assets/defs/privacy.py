@@ -22,12 +22,14 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     AssetSpec,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     SensorDefinition,
     SensorEvaluationContext,
@@ -55,6 +57,7 @@ from clickstream_assets.settings import PrivacySettings
 PRIVACY_ASSET = "privacy_requests"
 DEADLINE_CHECK = "privacy_deadline"
 SENSOR_NAME = "privacy_requests_sensor"
+PRIVACY_RUN_TAG = "clickstream/privacy_run"  # the run key, to find the run's outcome
 MAX_PROBLEMS_LOGGED = 20
 DEADLINE_CRON = "0 6 * * *"  # the daily deadline check run (UTC)
 
@@ -223,8 +226,25 @@ class HandedStore:
 
 
 def run_request(customer_id: str, run_key: str, new: int) -> RunRequest:
-    tags = {**customer_run_tags(customer_id, "sensor"), "clickstream/privacy_requests": str(new)}
+    tags = {**customer_run_tags(customer_id, "sensor"), PRIVACY_RUN_TAG: run_key,
+            "clickstream/privacy_requests": str(new)}
     return RunRequest(run_key=run_key, asset_selection=[privacy_key(customer_id)], tags=tags)
+
+
+def settle_awaited(instance: Any, state: HandedState, log: Any) -> HandedState:
+    """The outcome of each awaited run (one instance query per customer with a run in
+    flight): a failed or canceled run hands its customer's requests again."""
+    failed, succeeded = [], []
+    for cid, key in sorted(state.awaiting.items()):
+        records = instance.get_run_records(RunsFilter(tags={PRIVACY_RUN_TAG: key}), limit=1)
+        status = records[0].dagster_run.status if records else None
+        if status == DagsterRunStatus.SUCCESS:
+            succeeded.append(cid)
+        elif status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+            failed.append(cid)
+            log.warning(f"{cid}: privacy run {key} ended {status.value}: its requests are "
+                        "handed to a new run")
+    return state.after_runs(failed, succeeded) if failed or succeeded else state
 
 
 def build_privacy_sensor(customers: Sequence[CustomerConfig], source: SourceFactory, *,
@@ -246,8 +266,9 @@ def build_privacy_sensor(customers: Sequence[CustomerConfig], source: SourceFact
     def privacy_requests_sensor(context: SensorEvaluationContext):
         batch = source().list_requests()
         store = HandedStore(context.instance.daemon_cursor_storage, name)
-        previous, generation = store.load(context.cursor)
-        plan = plan_tick(batch, ids, previous)
+        loaded, generation = store.load(context.cursor)
+        previous = settle_awaited(context.instance, loaded, context.log)
+        plan = plan_tick(batch, ids, previous, generation + 1)
         counts = batch.counts()
         context.log.info(
             f"{counts['requests']} privacy requests listed by {batch.where}"
@@ -256,10 +277,10 @@ def build_privacy_sensor(customers: Sequence[CustomerConfig], source: SourceFact
             f"this code location; runs for {len(plan.runs)} customers")
         for cid in ids:
             report_problems(context.log, batch.for_customer(cid))
-        if plan.state.encode() == previous.encode():
+        if plan.state.encode() == loaded.encode():
             return SkipReason("no new privacy requests")
         cursor = store.save(plan.state, generation)
-        return SensorResult(run_requests=[run_request(cid, plan.run_key(cid), len(new))
+        return SensorResult(run_requests=[run_request(cid, plan.state.awaiting[cid], len(new))
                                           for cid, new in sorted(plan.runs.items())],
                             cursor=cursor)
 

@@ -5,8 +5,8 @@ every customer's warehouse what it completed on every tick. It remembers a short
 each request id it handed to a run (ids of requests still listed by the source only, so the
 state is as large as the source's list, ~13 bytes a request), and a tick requests a run for
 each customer with a listed request it has not handed yet. The run itself asks the
-warehouse which requests are completed, so a request handed to a failed run is picked up by
-the customer's next run, and the deadline check reports it meanwhile.
+warehouse which requests are completed. Until a requested run is seen to succeed its key
+stays awaited; when it failed, the customer's requests are handed again (a new run).
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ def request_token(customer_id: str, request_id: str) -> str:
 @dataclass
 class HandedState:
     by_customer: dict[str, frozenset[str]] = field(default_factory=dict)
+    # customer -> run key of its last requested run, until that run is seen to succeed
+    awaiting: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> str:
-        return json.dumps({c: "".join(sorted(t)) for c, t in sorted(self.by_customer.items())},
+        handed = {c: "".join(sorted(t)) for c, t in sorted(self.by_customer.items())}
+        return json.dumps({"h": handed, "a": dict(sorted(self.awaiting.items()))},
                           separators=(",", ":"))
 
     @classmethod
@@ -39,7 +42,14 @@ class HandedState:
             return cls()
         raw = json.loads(text)
         return cls({c: frozenset(s[i:i + TOKEN_CHARS] for i in range(0, len(s), TOKEN_CHARS))
-                    for c, s in raw.items()})
+                    for c, s in raw.get("h", {}).items()}, dict(raw.get("a", {})))
+
+    def after_runs(self, failed: Iterable[str], succeeded: Iterable[str]) -> "HandedState":
+        """Customers whose awaited run failed get their requests handed again (the next plan
+        sees them as new); those whose run succeeded are awaited no more."""
+        failed, done = set(failed), set(failed) | set(succeeded)
+        return HandedState({c: t for c, t in self.by_customer.items() if c not in failed},
+                           {c: k for c, k in self.awaiting.items() if c not in done})
 
 
 @dataclass(frozen=True)
@@ -49,15 +59,19 @@ class TickPlan:
     unknown_customers: list[str]  # listed by the source, not in this code location
     invalid: int  # requests that cannot be honoured as given (reported, not run)
 
-    def run_key(self, customer_id: str) -> str:
-        """Names the requests handed: a repeated tick (lost cursor) requests nothing new."""
-        ids = "\0".join(sorted(self.runs[customer_id]))
-        return f"privacy:{customer_id}:{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
+
+def run_key(customer_id: str, request_ids: Iterable[str], generation: int) -> str:
+    """Names the requests handed and the sensor state's generation: a tick repeated after a
+    lost cursor requests nothing new; a request handed again after a failed run gets a new
+    key (Dagster launches a run key once)."""
+    ids = "\0".join(sorted(request_ids))
+    return f"privacy:{customer_id}:{hashlib.sha256(ids.encode()).hexdigest()[:16]}:{generation}"
 
 
-def plan_tick(batch: RequestBatch, customer_ids: Iterable[str],
-              previous: HandedState) -> TickPlan:
-    """Customers (of `customer_ids`) with a listed request not handed to a run yet."""
+def plan_tick(batch: RequestBatch, customer_ids: Iterable[str], previous: HandedState,
+              generation: int = 0) -> TickPlan:
+    """Customers (of `customer_ids`) with a listed request not handed to a run yet; their run
+    keys are remembered as awaited until the runs are seen to succeed."""
     ours = set(customer_ids)
     runs: dict[str, list[str]] = {}
     state: dict[str, frozenset[str]] = {}
@@ -71,7 +85,9 @@ def plan_tick(batch: RequestBatch, customer_ids: Iterable[str],
             runs[cid] = new
         if tokens:
             state[cid] = frozenset(tokens)  # forget ids the source no longer lists
+    awaiting = {c: k for c, k in previous.awaiting.items() if c in ours}
+    awaiting.update({cid: run_key(cid, ids, generation) for cid, ids in runs.items()})
     invalid = len(batch.problems) + sum(len(c.problems) for cid, c in batch.by_customer.items()
                                         if cid in ours)
-    return TickPlan(runs, HandedState(state),
+    return TickPlan(runs, HandedState(state, awaiting),
                     sorted(c for c in batch.by_customer if c not in ours), invalid)

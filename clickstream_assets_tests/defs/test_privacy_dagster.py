@@ -252,6 +252,24 @@ def test_a_failed_processing_still_records_the_deadline_check(tmp_path, instance
     assert p.person_rows() > 0  # nothing half done: the batch's transaction rolled back
 
 
+def test_after_a_failed_run_the_sensor_requests_a_new_one(tmp_path, instance):
+    p = Platform(tmp_path, instance)
+    p.load_events()
+    with duckdb.connect(str(p.home / "wh.duckdb")) as con:  # the warehouse refuses the batch
+        con.execute('CREATE TABLE "acme"."_privacy_requests" '
+                    '("request_id" VARCHAR, "completed_at" TIMESTAMPTZ, "rows_deleted" BOOLEAN)')
+    write_requests(p.requests_file, [node("acme", "req-1")])
+    (first,) = p.tick().run_requests
+    assert not p.tick().run_requests  # in flight: not requested twice
+    assert not p.run(first).success
+    with duckdb.connect(str(p.home / "wh.duckdb")) as con:  # the warehouse is fixed
+        con.execute('DROP TABLE "acme"."_privacy_requests"')
+    (second,) = p.tick().run_requests
+    assert second.tags[CUSTOMER_TAG] == "acme" and second.run_key != first.run_key
+    assert p.run(second).success and p.person_rows() == 0
+    assert not p.tick().run_requests and not p.tick().run_requests
+
+
 def test_the_daily_schedule_evaluates_every_deadline_check_and_processes_nothing(
         tmp_path, instance):
     p = Platform(tmp_path, instance)

@@ -224,20 +224,33 @@ def test_settings_with_the_api_choose_the_api_source(api, tmp_path):
 
 def test_the_sensor_plan_hands_each_request_to_one_run():
     batch = parse_nodes([node("acme", "r1"), node("globex", "g1"), node("other", "o1")], "f")
-    plan = plan_tick(batch, ["acme", "globex"], HandedState())
+    plan = plan_tick(batch, ["acme", "globex"], HandedState(), generation=1)
     assert plan.runs == {"acme": ["r1"], "globex": ["g1"]}
     assert plan.unknown_customers == ["other"]
+    assert set(plan.state.awaiting) == {"acme", "globex"}
     state = HandedState.decode(plan.state.encode())
     assert state == plan.state
-    assert plan_tick(batch, ["acme", "globex"], state).runs == {}
+    assert plan_tick(batch, ["acme", "globex"], state, 2).runs == {}
+    assert plan_tick(batch, ["acme", "globex"], HandedState(), 1).state == plan.state  # replay
     more = parse_nodes([node("acme", "r1"), node("acme", "r2"), node("globex", "g1")], "f")
-    again = plan_tick(more, ["acme", "globex"], state)
+    again = plan_tick(more, ["acme", "globex"], state, 2)
     assert again.runs == {"acme": ["r2"]}
-    assert again.run_key("acme") != plan.run_key("acme")
+    assert again.state.awaiting["acme"] != plan.state.awaiting["acme"]
+    assert again.state.awaiting["globex"] == plan.state.awaiting["globex"]  # still in flight
     assert USER not in again.state.encode() and "r2" not in again.state.encode()
     gone = plan_tick(parse_nodes([node("globex", "g1")], "f"), ["acme", "globex"],
-                     again.state)
+                     again.state, 3)
     assert gone.runs == {} and set(gone.state.by_customer) == {"globex"}  # forgets dropped ids
+
+
+def test_a_failed_run_hands_its_customers_requests_again_under_a_new_key():
+    batch = parse_nodes([node("acme", "r1"), node("globex", "g1")], "f")
+    first = plan_tick(batch, ["acme", "globex"], HandedState(), 1)
+    settled = first.state.after_runs(failed=["acme"], succeeded=["globex"])
+    assert settled.awaiting == {} and set(settled.by_customer) == {"globex"}
+    retry = plan_tick(batch, ["acme", "globex"], settled, 2)
+    assert retry.runs == {"acme": ["r1"]}
+    assert retry.state.awaiting["acme"] != first.state.awaiting["acme"]  # Dagster runs it
 
 
 def test_deadline_counts_pending_and_invalid_requests_past_it():
