@@ -232,12 +232,18 @@ def run_request(customer_id: str, run_key: str, new: int) -> RunRequest:
 
 
 def settle_awaited(instance: Any, state: HandedState, log: Any) -> HandedState:
-    """The outcome of each awaited run (one instance query per customer with a run in
-    flight): a failed or canceled run hands its customer's requests again."""
+    """The outcome of the awaited runs (one instance query for all of them, newest first): a
+    failed or canceled run hands its customer's requests again."""
+    if not state.awaiting:
+        return state
+    records = instance.get_run_records(
+        RunsFilter(tags={PRIVACY_RUN_TAG: sorted(state.awaiting.values())}))
+    latest: dict[str, DagsterRunStatus] = {}
+    for record in records:  # newest first: a retry of a failed run decides
+        latest.setdefault(record.dagster_run.tags.get(PRIVACY_RUN_TAG), record.dagster_run.status)
     failed, succeeded = [], []
     for cid, key in sorted(state.awaiting.items()):
-        records = instance.get_run_records(RunsFilter(tags={PRIVACY_RUN_TAG: key}), limit=1)
-        status = records[0].dagster_run.status if records else None
+        status = latest.get(key)
         if status == DagsterRunStatus.SUCCESS:
             succeeded.append(cid)
         elif status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
