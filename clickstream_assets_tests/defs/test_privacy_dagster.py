@@ -6,7 +6,8 @@ API over HTTP. Nothing of ours is mocked."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -15,9 +16,12 @@ from dagster import (
     AssetCheckKey,
     AssetKey,
     DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
     build_sensor_context,
 )
-from dagster._core.test_utils import instance_for_test
+from dagster._core.test_utils import freeze_time, instance_for_test
+from dagster._daemon.sensor import execute_sensor_iteration
 
 from clickstream_assets.config_api.server import serve_in_thread
 from clickstream_assets.definitions import build_definitions
@@ -26,6 +30,13 @@ from clickstream_assets.privacy.processing import completed_requests
 from clickstream_assets.settings import Settings
 from clickstream_assets.warehouse import warehouse_from_url
 from clickstream_assets_tests.config_api_helpers import stats
+from clickstream_assets_tests.instance_harness import (
+    deploy_config,
+    iterate_run_queue,
+    launch_run,
+    workspace,
+    write_target,
+)
 from clickstream_assets_tests.privacy_helpers import (
     ANON,
     USER,
@@ -178,6 +189,7 @@ def test_a_request_in_the_file_runs_deletes_and_then_requests_nothing(tmp_path, 
     (request,) = data.run_requests
     assert request.tags[CUSTOMER_TAG] == "acme"
     assert request.asset_selection == [AssetKey(["acme", "privacy_requests"])]
+    assert request.job_name and request.job_name.startswith("__ASSET_JOB")  # launchable
     result = p.run(request)
     assert result.success
     assert p.person_rows() == 0 and p.other_rows() == 1
@@ -353,3 +365,34 @@ def test_each_customer_has_an_executable_asset_in_its_group_and_one_sensor(tmp_p
     assert p.sensor.default_status.value == "RUNNING"
     data = p.tick()
     assert not data.run_requests and data.skip_message == "no new privacy requests"
+
+
+def test_the_daemons_run_the_sensor_the_queue_and_the_run(tmp_path):
+    """Deployment path: the code location loaded into a workspace, the sensor daemon's own
+    iteration, deploy/dagster.yaml's queued coordinator, the run launched from the queue."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    cfg = deploy_config()
+    with instance_for_test(overrides={
+            "run_coordinator": cfg["run_coordinator"], "concurrency": cfg["concurrency"],
+            "run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
+                             "class": "SyncInMemoryRunLauncher"}},
+            temp_dir=str(home)) as instance:
+        p = Platform(tmp_path, instance)
+        with workspace(instance, write_target(tmp_path, p.settings)) as ctx:
+            launch_run(ctx, [["acme", "raw_events"]], HOUR)
+            iterate_run_queue(ctx)
+            assert p.person_rows() > 0
+            write_requests(p.requests_file, [node("acme", "req-1")])
+            list(execute_sensor_iteration(ctx, logging.getLogger("test"), None, None))
+            iterate_run_queue(ctx)
+            runs = instance.get_runs(filters=RunsFilter(
+                tags={"dagster/sensor_name": "privacy_requests_sensor"}))
+            assert [(r.tags[CUSTOMER_TAG], r.status) for r in runs] == [
+                ("acme", DagsterRunStatus.SUCCESS)]
+            assert p.person_rows() == 0 and p.other_rows() == 1
+            with freeze_time(datetime.now(timezone.utc) + timedelta(minutes=2)):
+                list(execute_sensor_iteration(ctx, logging.getLogger("test"), None, None))
+            iterate_run_queue(ctx)
+            assert len(instance.get_runs(filters=RunsFilter(
+                tags={"dagster/sensor_name": "privacy_requests_sensor"}))) == 1
