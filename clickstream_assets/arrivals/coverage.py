@@ -20,9 +20,10 @@ Per hour (in this order, so a decision never rests on a run that can still overw
 2. a run in flight over the hour that has not started yet (queued, starting, or a REQUESTED
    backfill whose run for the hour is not created yet), or started after `tau`: it will load
    the change -> DEFERRED: no run now, and the hour stays *pending* (kept with its `tau`,
-   judged again every tick), never marked as loaded, so if that run fails or is cancelled
-   the hour is requested then. Not on the hour's last hour in the lookback: there it is
-   requested (a pending hour must not age out of the window unloaded);
+   judged again every tick, also once it has left the lookback), never marked as loaded, so
+   if that run fails or is cancelled the hour is requested then. A pending hour that reaches
+   the horizon (a second lookback past the window: a backfill stuck that long) is requested
+   instead of deferred again: nothing ages out unloaded;
 3. no run in flight: the hour's latest materialization came from a run that started after
    `tau` -> LOADED (nothing to do); otherwise, or never materialized -> REQUEST.
 
@@ -120,14 +121,14 @@ class Judged:
 
 
 def candidates(changed: HoursByCustomer, bounds: Mapping[str, Mapping[int, float | None]],
-               pending: Pending, firsts: Mapping[str, int], observed_at: float,
+               pending: Pending, customer_ids: Sequence[str], observed_at: float,
                settle: Settle) -> dict[str, dict[int, float]]:
-    """customer -> {hour: tau} for this tick's changed hours and the pending ones still in
-    the window (customers not in `firsts`, i.e. disabled or not started, are dropped)."""
+    """customer -> {hour: tau} for this tick's changed hours and every pending one (of
+    `customer_ids`, the enabled, started customers: a disabled customer's are dropped)."""
     out: dict[str, dict[int, float]] = {}
     for cid, hours in pending.items():
-        if cid in firsts:
-            out[cid] = {h: float(t) for h, t in hours.items() if h >= firsts[cid]}
+        if cid in customer_ids:
+            out[cid] = {h: float(t) for h, t in hours.items()}
     for cid, hours in changed.items():
         mine = out.setdefault(cid, {})
         for h in hours:
@@ -146,10 +147,11 @@ def verdict_in_flight(tau: float, loads: Sequence[float | None], at_edge: bool) 
     return None
 
 
-def judge(cands: Mapping[str, Mapping[int, float]], firsts: Mapping[str, int],
+def judge(cands: Mapping[str, Mapping[int, float]], horizons: Mapping[str, int],
           history: LoadHistory) -> Judged:
     """Decide every candidate hour (module docstring); materializations are read only for
-    hours no run in flight decides."""
+    hours no run in flight decides. `horizons`: per customer, the hour at or before which a
+    pending hour is requested rather than deferred again."""
     out = Judged()
     asked = {cid: sorted(hs) for cid, hs in cands.items()}
     flying = history.in_flight(asked) if asked else {}
@@ -157,7 +159,7 @@ def judge(cands: Mapping[str, Mapping[int, float]], firsts: Mapping[str, int],
     for cid, hours in cands.items():
         for h, tau in sorted(hours.items()):
             loads = flying.get(cid, {}).get(h, ())
-            verdict = verdict_in_flight(tau, loads, h <= firsts[cid])
+            verdict = verdict_in_flight(tau, loads, h <= horizons[cid])
             if verdict is None:
                 undecided.setdefault(cid, []).append(h)
             else:

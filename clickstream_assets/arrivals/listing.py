@@ -103,7 +103,9 @@ class ArrivalCursor:
     digests: dict[str, dict[int, HourFiles]] = field(default_factory=dict)
     resume_at: str = ""  # customer id the next scan starts with ("" = the first)
     swept_at: int = 0  # when the latest reconciliation pass started (queue mode)
-    pending: Pending = field(default_factory=dict)  # hours a run in flight will load (coverage)
+    # hours a run in flight will load, with their change's bound (coverage); may be older
+    # than the lookback until judged
+    pending: Pending = field(default_factory=dict)
 
     def encode(self) -> str:
         data = {"v": CURSOR_VERSION, "r": self.resume_at, "s": self.swept_at,

@@ -147,9 +147,10 @@ def arrival_tick(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now
                   for r in ranges_for(cid, hours, state.digests.get(cid, {}))]
         token = persist(replace(state, pending={}))
         return TickResult(ranges, token, sweep, len(messages), new, known, ack(queue, messages))
-    firsts = window_firsts(enabled, now, lookback_hours)
-    judged = judge(candidates(changed, bounds, state.pending, firsts, wall_clock(), settle),
-                   firsts, history)
+    horizons = {cid: first - lookback_hours
+                for cid, first in window_firsts(enabled, now, lookback_hours).items()}
+    judged = judge(candidates(changed, bounds, state.pending, list(horizons), wall_clock(),
+                              settle), horizons, history)
     ranges = [r for cid, hours in sorted(judged.request.items())
               for r in ranges_for(cid, hours, state.digests.get(cid, {}))]
     token = persist(replace(state, pending=judged.pending))
