@@ -133,7 +133,7 @@ def arrival_tick(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now
     sweep = None
     if queue is None or queue_down or sweep_due(state, now, reconcile_seconds):
         if not state.resume_at:
-            state = ArrivalCursor(state.digests, "", int(now.timestamp()))
+            state = replace(state, resume_at="", swept_at=int(now.timestamp()))
         counter = getattr(store, "requests", None)
         sweep = scan(enabled, state, now, lister_for(store),
                      (lambda: counter.total) if counter else (lambda: 0), lookback_hours,
@@ -142,9 +142,12 @@ def arrival_tick(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now
         state, touched = sweep.cursor, touched | set(sweep.listed)
         bounds = merge_bounds(bounds, sweep.bounds)
     changed = changed_between(enabled, cursor, state, touched, now, lookback_hours)
-    if history is None:
-        ranges = [r for cid, hours in changed.items()
-                  for r in ranges_for(cid, hours, state.digests.get(cid, {}))]
+    if history is None:  # every change, and what an earlier tick left pending
+        hours = {cid: set(changed.get(cid, ())) | set(state.pending.get(cid, ()))
+                 for cid in set(changed) | (set(state.pending) & {c.customer_id
+                                                                   for c in enabled})}
+        ranges = [r for cid, hs in sorted(hours.items())
+                  for r in ranges_for(cid, hs, state.digests.get(cid, {}))]
         token = persist(replace(state, pending={}))
         return TickResult(ranges, token, sweep, len(messages), new, known, ack(queue, messages))
     horizons = {cid: first - lookback_hours
