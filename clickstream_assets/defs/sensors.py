@@ -96,7 +96,8 @@ class ArrivalStateStore:
         tag, _, blob = stored.partition(":")
         if tag != str(generation):
             log.warning(f"arrival state generation {generation} is not in the instance "
-                        "storage: starting over (the lookback's hours are requested once more)")
+                        "storage: starting over (the lookback's hours are judged afresh "
+                        "against the instance's runs and materializations)")
             return ArrivalCursor(), generation
         return ArrivalCursor.decode(blob), generation
 
