@@ -53,13 +53,14 @@ Plain logic: what Dagster knows comes in through `LoadHistory` (defs/sensors.py 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
 from clickstream_assets.stores.event_store import EventFile
 
 # customer -> {epoch hour: tau, epoch seconds}: the hours judged again next tick
-Pending = dict[str, dict[int, int]]
+Pending = dict[str, dict[int, float]]
 HoursByCustomer = Mapping[str, Sequence[int]]
 
 REQUEST, LOADED, DEFERRED = "request", "loaded", "deferred"
@@ -114,7 +115,7 @@ class Judged:
         if verdict == REQUEST:
             self.request.setdefault(cid, []).append(hour)
         elif verdict == DEFERRED:
-            self.pending.setdefault(cid, {})[hour] = int(tau) + 1
+            self.pending.setdefault(cid, {})[hour] = math.ceil(tau * 1000) / 1000  # up, to ms
             self.deferred += 1
         else:
             self.loaded += 1
@@ -126,8 +127,9 @@ def candidates(changed: HoursByCustomer, bounds: Mapping[str, Mapping[int, float
     """customer -> {hour: tau} for this tick's changed hours and every pending one (of
     `customer_ids`, the enabled, started customers: a disabled customer's are dropped)."""
     out: dict[str, dict[int, float]] = {}
+    keep = set(customer_ids)
     for cid, hours in pending.items():
-        if cid in customer_ids:
+        if cid in keep:
             out[cid] = {h: float(t) for h, t in hours.items()}
     for cid, hours in changed.items():
         mine = out.setdefault(cid, {})

@@ -131,7 +131,7 @@ class ArrivalCursor:
                              f"{CURSOR_VERSION}; clear the sensor's cursor to start over")
         digests = {c: {int(h): tuple(int(x) for x in fs) for h, fs in pairs}
                    for c, pairs in data["d"].items()}
-        pending = {c: {int(h): int(t) for h, t in pairs} for c, pairs in data.get("p", {}).items()}
+        pending = {c: {int(h): float(t) for h, t in pairs} for c, pairs in data.get("p", {}).items()}
         return cls(digests=digests, resume_at=data.get("r", ""), swept_at=int(data.get("s", 0)),
                    pending=pending)
 

@@ -156,7 +156,8 @@ class InstanceLoads:
             return {}
         for record in records:
             run, window = record.dagster_run, run_hours(record.dagster_run)
-            start = None if run.status in NOT_STARTED else record.start_time
+            # STARTED without a start time recorded: assume it started long ago (blind)
+            start = None if run.status in NOT_STARTED else (record.start_time or 0.0)
             for key in (keys if run.asset_selection is None else run.asset_selection):
                 if key in keys and window:
                     self._add(out, keys[key], hours, range(window[0], window[1] + 1), start)
@@ -178,8 +179,13 @@ class InstanceLoads:
         filters = BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
         for backfill in self.instance.get_backfills(filters=filters):
             if not backfill.is_asset_backfill:
+                continue  # a job backfill's runs count once created
+            try:
+                data = backfill.get_asset_backfill_data(self.asset_graph())
+            except Exception as exc:  # noqa: BLE001 - unreadable: its hours are not waited for
+                self.log.warning(f"backfill {backfill.backfill_id} not readable, its hours are "
+                                 f"not deferred to it: {type(exc).__name__}: {exc}")
                 continue
-            data = backfill.get_asset_backfill_data(self.asset_graph())
             for key in data.target_subset.asset_keys & set(keys):
                 todo = partition_keys(data.target_subset, key) - partition_keys(
                     data.requested_subset, key)

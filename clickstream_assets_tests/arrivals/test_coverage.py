@@ -69,7 +69,7 @@ def test_each_rule_decides_one_hour():
     assert out == {("a", H): REQUEST, ("a", H - 1): DEFERRED, ("a", H - 2): DEFERRED,
                    ("a", H - 4): REQUEST, ("a", H - 5): REQUEST}  # H-5: never materialized
     assert judged.loaded == 1 and judged.deferred == 2
-    assert judged.pending == {"a": {H - 1: 1001, H - 2: 1001}}  # tau kept (ceiled)
+    assert judged.pending == {"a": {H - 1: 1000.0, H - 2: 1000.0}}  # tau kept
     # materializations are read only for the hours no run in flight decided
     assert known.asked_starts == [{"a": [H - 5, H - 4, H - 3]}]
 
@@ -122,10 +122,10 @@ def test_deferred_hours_stay_pending_until_the_run_in_flight_loaded_them(store):
     queued = Known(flying={"c0": {H - a: (None,) for a in range(3)}})
     first = tick(store, ArrivalCursor(), queued, wall=1000.0)
     assert first.ranges == [] and first.deferred == 3
-    assert first.token.pending == {"c0": {H - a: 1001 for a in range(3)}}
+    assert first.token.pending == {"c0": {H - a: 1000.0 for a in range(3)}}
     assert first.token.digests["c0"]  # the listing is recorded; the hours stay pending
     # the run started after the tick and loaded H, H-1; H-2's run failed (no materialization)
-    done = Known(starts={"c0": {H: 1002.0, H - 1: 1002.0}})
+    done = Known(starts={"c0": {H: 1000.5, H - 1: 1000.5}})
     second = tick(store, first.token, done, wall=2000.0)
     assert [(r.first, r.last) for r in second.ranges] == [(HOUR - timedelta(hours=2),) * 2]
     assert second.loaded == 2 and second.token.pending == {}
