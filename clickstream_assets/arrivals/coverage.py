@@ -27,13 +27,19 @@ Per hour (in this order, so a decision never rests on a run that can still overw
 3. no run in flight: the hour's latest materialization came from a run that started after
    `tau` -> LOADED (nothing to do); otherwise, or never materialized -> REQUEST.
 
+Witnesses make the deferral exact, without clocks: a run (or a backfill's run not created
+yet) that had not started when a tick deferred the hour lists after that tick, so it sees
+every change observed until then. A deferred hour keeps those ids; such a run is never
+"blind" for it, and its materialization means LOADED. A newer change in the hour drops them
+(they may have started before it).
+
 The Dagster layer reads in-flight runs first and materializations second: a blind run that
 finishes between the two reads shows up as the latest materialization (REQUEST), never as
 nothing.
 
 Interleavings (B = a backfill or any run over the hour, f = a file in it, t = a tick):
-- f lands, B queued, t: B has not started -> DEFERRED; B starts, lists f, materializes;
-  next t: no run in flight, B started after tau -> LOADED. One load.
+- f lands, B queued, t: B has not started -> DEFERRED (B a witness); B starts, lists f,
+  materializes; next t: no run in flight, B a witness -> LOADED. One load.
 - B queued, t defers f, B fails or is cancelled: next t finds no run in flight and no newer
   materialization -> REQUEST. Nothing missed.
 - B started and listed, then f lands, t during B: B started before tau -> REQUEST (runs after
@@ -43,6 +49,8 @@ Interleavings (B = a backfill or any run over the hour, f = a file in it, t = a 
 - fresh sensor (no state), the hours loaded by a finished B that started after their files:
   LOADED, no run. If B started within the settle margins of a file, REQUEST (cannot tell).
 - fresh sensor while B runs, f older than B's start -> DEFERRED (B sees f), then LOADED.
+- fresh sensor while B is queued or its backfill REQUESTED -> DEFERRED with B as witness,
+  then LOADED once B materialized, however soon after the tick B started.
 - steady state, hour never materialized, nothing in flight -> REQUEST, as before; a second
   file while the first one's run is still queued -> DEFERRED (the queued run lists both).
 - a deleted or overwritten file: its change is bounded by the observing tick only.
@@ -55,12 +63,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Mapping, NamedTuple, Protocol, Sequence
 
 from clickstream_assets.stores.event_store import EventFile
 
-# customer -> {epoch hour: tau, epoch seconds}: the hours judged again next tick
-Pending = dict[str, dict[int, float]]
+# customer -> {epoch hour: (tau in epoch seconds, witnesses)}: the hours judged again next tick
+Pending = dict[str, dict[int, tuple[float, tuple[str, ...]]]]
 HoursByCustomer = Mapping[str, Sequence[int]]
 
 REQUEST, LOADED, DEFERRED = "request", "loaded", "deferred"
@@ -92,16 +100,38 @@ def change_bound(added: Sequence[EventFile], removed: int, settle: Settle) -> fl
     return max(bounds)
 
 
+class Load(NamedTuple):
+    """A run in flight over an hour: its start (None: not started yet) and its id (the run
+    id, or "backfill:<id>" for a backfill's hours whose run is not created yet)."""
+
+    start: float | None
+    id: str
+
+
+class LastLoad(NamedTuple):
+    """The run behind an hour's latest materialization."""
+
+    start: float
+    run_id: str
+    backfill_id: str = ""
+
+
 class LoadHistory(Protocol):
     """What Dagster knows about a customer's loads, for the hours asked only."""
 
-    def in_flight(self, hours: HoursByCustomer) -> dict[str, dict[int, tuple[float | None, ...]]]:
-        """Runs (or REQUESTED backfills) not finished that will load each hour: their start
-        (epoch seconds) or None when not started yet. Hours without any are left out."""
+    def in_flight(self, hours: HoursByCustomer) -> dict[str, dict[int, tuple[Load, ...]]]:
+        """Runs (or REQUESTED backfills) not finished that will load each hour. Hours
+        without any are left out."""
 
-    def last_starts(self, hours: HoursByCustomer) -> dict[str, dict[int, float]]:
-        """The start of the run behind each hour's latest materialization; never
-        materialized (or the run unknown): left out."""
+    def last_starts(self, hours: HoursByCustomer) -> dict[str, dict[int, LastLoad]]:
+        """The run behind each hour's latest materialization; never materialized (or the
+        run unknown): left out."""
+
+
+@dataclass
+class Candidate:
+    tau: float
+    witnesses: frozenset[str] = frozenset()  # runs/backfills known to list after the change
 
 
 @dataclass
@@ -111,11 +141,12 @@ class Judged:
     loaded: int = 0  # changed hours a finished run already holds
     deferred: int = 0  # hours a run in flight will load (kept pending)
 
-    def add(self, cid: str, hour: int, verdict: str, tau: float) -> None:
+    def add(self, cid: str, hour: int, verdict: str, cand: Candidate) -> None:
         if verdict == REQUEST:
             self.request.setdefault(cid, []).append(hour)
         elif verdict == DEFERRED:
-            self.pending.setdefault(cid, {})[hour] = math.ceil(tau * 1000) / 1000  # up, to ms
+            tau = math.ceil(cand.tau * 1000) / 1000  # up, to the millisecond
+            self.pending.setdefault(cid, {})[hour] = (tau, tuple(sorted(cand.witnesses)))
             self.deferred += 1
         else:
             self.loaded += 1
@@ -123,52 +154,71 @@ class Judged:
 
 def candidates(changed: HoursByCustomer, bounds: Mapping[str, Mapping[int, float | None]],
                pending: Pending, customer_ids: Sequence[str], observed_at: float,
-               settle: Settle) -> dict[str, dict[int, float]]:
-    """customer -> {hour: tau} for this tick's changed hours and every pending one (of
-    `customer_ids`, the enabled, started customers: a disabled customer's are dropped)."""
-    out: dict[str, dict[int, float]] = {}
+               settle: Settle) -> dict[str, dict[int, Candidate]]:
+    """customer -> {hour: Candidate} for this tick's changed hours and every pending one (of
+    `customer_ids`, the enabled, started customers: a disabled customer's are dropped). A new
+    change drops the hour's witnesses: they were not started before an older change only."""
+    out: dict[str, dict[int, Candidate]] = {}
     keep = set(customer_ids)
     for cid, hours in pending.items():
         if cid in keep:
-            out[cid] = {h: float(t) for h, t in hours.items()}
+            out[cid] = {h: Candidate(float(t), frozenset(w)) for h, (t, w) in hours.items()}
     for cid, hours in changed.items():
         mine = out.setdefault(cid, {})
         for h in hours:
             bound = bounds.get(cid, {}).get(h)
             tau = (observed_at if bound is None else min(bound, observed_at)) + settle.clock_skew
-            mine[h] = max(mine.get(h, tau), tau)
+            mine[h] = Candidate(max(mine[h].tau, tau) if h in mine else tau)
     return {cid: hs for cid, hs in out.items() if hs}
 
 
-def verdict_in_flight(tau: float, loads: Sequence[float | None], at_edge: bool) -> str | None:
+def sees(load: Load, cand: Candidate) -> bool:
+    """Not started (lists after this tick), a witness, or started after tau."""
+    return load.start is None or load.id in cand.witnesses or load.start > cand.tau
+
+
+def verdict_in_flight(cand: Candidate, loads: Sequence[Load], at_edge: bool) -> str | None:
     """REQUEST or DEFERRED from the runs in flight; None: ask the latest materialization."""
-    if any(start is not None and start <= tau for start in loads):
+    if not all(sees(load, cand) for load in loads):
         return REQUEST
     if loads and not at_edge:
         return DEFERRED
     return None
 
 
-def judge(cands: Mapping[str, Mapping[int, float]], horizons: Mapping[str, int],
+def covered(last: LastLoad | None, cand: Candidate) -> bool:
+    """The latest load listed after the change: a witness, or started after tau."""
+    if last is None:
+        return False
+    return (last.run_id in cand.witnesses or f"backfill:{last.backfill_id}" in cand.witnesses
+            or last.start > cand.tau)
+
+
+def judge(cands: Mapping[str, Mapping[int, Candidate]], horizons: Mapping[str, int],
           history: LoadHistory) -> Judged:
     """Decide every candidate hour (module docstring); materializations are read only for
     hours no run in flight decides. `horizons`: per customer, the hour at or before which a
-    pending hour is requested rather than deferred again."""
+    pending hour is requested rather than deferred again. A deferred hour keeps, as
+    witnesses, the runs in flight that had not started at this tick: they list after it."""
     out = Judged()
     asked = {cid: sorted(hs) for cid, hs in cands.items()}
     flying = history.in_flight(asked) if asked else {}
     undecided: dict[str, list[int]] = {}
     for cid, hours in cands.items():
-        for h, tau in sorted(hours.items()):
+        for h, cand in sorted(hours.items()):
             loads = flying.get(cid, {}).get(h, ())
-            verdict = verdict_in_flight(tau, loads, h <= horizons[cid])
+            verdict = verdict_in_flight(cand, loads, h <= horizons[cid])
             if verdict is None:
                 undecided.setdefault(cid, []).append(h)
-            else:
-                out.add(cid, h, verdict, tau)
-    starts = history.last_starts(undecided) if undecided else {}
+                continue
+            if verdict == DEFERRED:
+                cand = Candidate(cand.tau, cand.witnesses | {
+                    load.id for load in loads if load.start is None})
+            out.add(cid, h, verdict, cand)
+    lasts = history.last_starts(undecided) if undecided else {}
     for cid, hours in undecided.items():
         for h in hours:
-            start, tau = starts.get(cid, {}).get(h), cands[cid][h]
-            out.add(cid, h, LOADED if start is not None and start > tau else REQUEST, tau)
+            cand = cands[cid][h]
+            out.add(cid, h, LOADED if covered(lasts.get(cid, {}).get(h), cand) else REQUEST,
+                    cand)
     return out

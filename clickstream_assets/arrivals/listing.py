@@ -111,7 +111,7 @@ class ArrivalCursor:
         data = {"v": CURSOR_VERSION, "r": self.resume_at, "s": self.swept_at,
                 "d": {c: [[h, list(fs)] for h, fs in sorted(hs.items())]
                       for c, hs in sorted(self.digests.items())},
-                "p": {c: [[h, t] for h, t in sorted(hs.items())]
+                "p": {c: [[h, t, list(w)] for h, (t, w) in sorted(hs.items())]
                       for c, hs in sorted(self.pending.items()) if hs}}
         raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode()
@@ -131,7 +131,8 @@ class ArrivalCursor:
                              f"{CURSOR_VERSION}; clear the sensor's cursor to start over")
         digests = {c: {int(h): tuple(int(x) for x in fs) for h, fs in pairs}
                    for c, pairs in data["d"].items()}
-        pending = {c: {int(h): float(t) for h, t in pairs} for c, pairs in data.get("p", {}).items()}
+        pending = {c: {int(h): (float(t), tuple(w)) for h, t, w in rows}
+                   for c, rows in data.get("p", {}).items()}
         return cls(digests=digests, resume_at=data.get("r", ""), swept_at=int(data.get("s", 0)),
                    pending=pending)
 

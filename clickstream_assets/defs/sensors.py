@@ -37,9 +37,9 @@ from dagster import (
     sensor,
 )
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
-from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster._core.storage.tags import BACKFILL_ID_TAG, PARTITION_NAME_TAG
 
-from clickstream_assets.arrivals.coverage import HoursByCustomer, Settle
+from clickstream_assets.arrivals.coverage import HoursByCustomer, LastLoad, Load, Settle
 
 from clickstream_assets.arrivals.listing import (
     DEFAULT_CONCURRENCY,
@@ -145,9 +145,9 @@ class InstanceLoads:
     def __init__(self, instance: DagsterInstance, asset_graph: Callable[[], Any], log: Any):
         self.instance, self.asset_graph, self.log = instance, asset_graph, log
 
-    def in_flight(self, hours: HoursByCustomer) -> dict[str, dict[int, tuple[float | None, ...]]]:
+    def in_flight(self, hours: HoursByCustomer) -> dict[str, dict[int, tuple[Load, ...]]]:
         keys = {raw_events_key(cid): cid for cid in hours}
-        out: dict[str, dict[int, list[float | None]]] = {}
+        out: dict[str, dict[int, list[Load]]] = {}
         records = self.instance.get_run_records(RunsFilter(statuses=list(IN_FLIGHT)),
                                                 limit=MAX_IN_FLIGHT + 1)
         if len(records) > MAX_IN_FLIGHT:
@@ -160,22 +160,25 @@ class InstanceLoads:
             start = None if run.status in NOT_STARTED else (record.start_time or 0.0)
             for key in (keys if run.asset_selection is None else run.asset_selection):
                 if key in keys and window:
-                    self._add(out, keys[key], hours, range(window[0], window[1] + 1), start)
-        for cid, hs in self.unrequested_backfill_hours(keys).items():
-            self._add(out, cid, hours, hs, None)
+                    self._add(out, keys[key], hours, range(window[0], window[1] + 1),
+                              Load(start, run.run_id))
+        for (cid, backfill_id), hs in self.unrequested_backfill_hours(keys).items():
+            self._add(out, cid, hours, hs, Load(None, f"backfill:{backfill_id}"))
         return {cid: {h: tuple(s) for h, s in hs.items()} for cid, hs in out.items()}
 
     @staticmethod
     def _add(out: dict, cid: str, asked: HoursByCustomer, hours: Iterable[int],
-             start: float | None) -> None:
+             load: Load) -> None:
         wanted = set(asked[cid])
         for h in hours:
             if h in wanted:
-                out.setdefault(cid, {}).setdefault(h, []).append(start)
+                out.setdefault(cid, {}).setdefault(h, []).append(load)
 
-    def unrequested_backfill_hours(self, keys: Mapping[AssetKey, str]) -> dict[str, set[int]]:
-        """Hours of REQUESTED asset backfills whose runs are not created yet."""
-        out: dict[str, set[int]] = {}
+    def unrequested_backfill_hours(self, keys: Mapping[AssetKey, str]
+                                   ) -> dict[tuple[str, str], set[int]]:
+        """(customer, backfill id) -> hours of REQUESTED asset backfills whose runs are not
+        created yet."""
+        out: dict[tuple[str, str], set[int]] = {}
         filters = BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
         for backfill in self.instance.get_backfills(filters=filters):
             if not backfill.is_asset_backfill:
@@ -189,10 +192,11 @@ class InstanceLoads:
             for key in data.target_subset.asset_keys & set(keys):
                 todo = partition_keys(data.target_subset, key) - partition_keys(
                     data.requested_subset, key)
-                out.setdefault(keys[key], set()).update(partition_hour(p) for p in todo)
+                out.setdefault((keys[key], backfill.backfill_id), set()).update(
+                    partition_hour(p) for p in todo)
         return out
 
-    def last_starts(self, hours: HoursByCustomer) -> dict[str, dict[int, float]]:
+    def last_starts(self, hours: HoursByCustomer) -> dict[str, dict[int, LastLoad]]:
         run_of: dict[tuple[str, int], str] = {}
         for cid, hs in hours.items():
             key = raw_events_key(cid)
@@ -208,11 +212,13 @@ class InstanceLoads:
         if not run_of:
             return {}
         runs = self.instance.get_run_records(RunsFilter(run_ids=sorted(set(run_of.values()))))
-        started = {r.dagster_run.run_id: r.start_time for r in runs if r.start_time}
-        out: dict[str, dict[int, float]] = {}
+        last = {r.dagster_run.run_id: LastLoad(r.start_time, r.dagster_run.run_id,
+                                               r.dagster_run.tags.get(BACKFILL_ID_TAG, ""))
+                for r in runs if r.start_time}
+        out: dict[str, dict[int, LastLoad]] = {}
         for (cid, h), run_id in run_of.items():
-            if run_id in started:
-                out.setdefault(cid, {})[h] = started[run_id]
+            if run_id in last:
+                out.setdefault(cid, {})[h] = last[run_id]
         return out
 
 

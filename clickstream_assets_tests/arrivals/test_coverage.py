@@ -11,8 +11,10 @@ from datetime import datetime, timedelta, timezone
 
 from clickstream_assets.arrivals.coverage import (
     DEFERRED,
-    LOADED,
     REQUEST,
+    Candidate,
+    LastLoad,
+    Load,
     Settle,
     candidates,
     judge,
@@ -57,32 +59,57 @@ def verdicts(cands, known, horizon=H - 96):
     return out, judged
 
 
+def cands_of(taus: dict) -> dict:
+    return {c: {h: Candidate(t) for h, t in hs.items()} for c, hs in taus.items()}
+
+
 def test_each_rule_decides_one_hour():
     tau = 1000.0
-    cands = {"a": {H - i: tau for i in range(6)}}
-    known = Known(flying={"a": {H: (900.0,),            # started before tau: blind
-                                H - 1: (None,),          # queued: will list later
-                                H - 2: (1100.0, None)}},  # started after tau, and a queued one
-                  starts={"a": {H - 3: 1001.0,           # loaded by a run started after tau
-                                H - 4: 1000.0}})         # started at tau: cannot tell
+    cands = cands_of({"a": {H - i: tau for i in range(6)}})
+    known = Known(flying={"a": {H: (Load(900.0, "r1"),),  # started before tau: blind
+                                H - 1: (Load(None, "r2"),),  # queued: will list later
+                                H - 2: (Load(1100.0, "r3"), Load(None, "backfill:b1"))}},
+                  starts={"a": {H - 3: LastLoad(1001.0, "r4"),  # started after tau
+                                H - 4: LastLoad(1000.0, "r5")}})  # at tau: cannot tell
     out, judged = verdicts(cands, known)
     assert out == {("a", H): REQUEST, ("a", H - 1): DEFERRED, ("a", H - 2): DEFERRED,
                    ("a", H - 4): REQUEST, ("a", H - 5): REQUEST}  # H-5: never materialized
     assert judged.loaded == 1 and judged.deferred == 2
-    assert judged.pending == {"a": {H - 1: 1000.0, H - 2: 1000.0}}  # tau kept
+    # tau kept; the runs not started at this tick are the hour's witnesses
+    assert judged.pending == {"a": {H - 1: (1000.0, ("r2",)),
+                                    H - 2: (1000.0, ("backfill:b1",))}}
     # materializations are read only for the hours no run in flight decided
     assert known.asked_starts == [{"a": [H - 5, H - 4, H - 3]}]
 
 
+def test_witnesses_need_no_clock():
+    """A run queued at the deferring tick counts as having seen the change, however soon
+    after the tick it started; a newer change drops the witness."""
+    pending = {"a": {H: (1000.0, ("r1",)), H - 1: (1000.0, ("backfill:b1",)),
+                     H - 2: (1000.0, ("r1",))}}
+    cands = candidates({"a": [H - 2]}, {}, pending, ["a"], 1500.0, Settle(clock_skew=0))
+    assert cands["a"][H - 2] == Candidate(1500.0)  # a newer change: no witness any more
+    running = Known(flying={"a": {H: (Load(999.0, "r1"),), H - 2: (Load(999.0, "r1"),)}})
+    out, judged = verdicts(cands, running)
+    # r1 is not blind for H (a witness); H-1's backfill is gone without loading it
+    assert out == {("a", H): DEFERRED, ("a", H - 1): REQUEST, ("a", H - 2): REQUEST}
+    assert judged.pending["a"][H] == (1000.0, ("r1",))
+    done = Known(starts={"a": {H: LastLoad(999.0, "r1"),
+                               H - 1: LastLoad(990.0, "r7", backfill_id="b1")}})
+    out, judged = verdicts(cands, done)
+    assert out == {("a", H - 2): REQUEST} and judged.loaded == 2
+
+
 def test_a_blind_run_wins_over_a_covering_materialization():
-    known = Known(flying={"a": {H: (None, 10.0)}}, starts={"a": {H: 5000.0}})
-    out, _ = verdicts({"a": {H: 100.0}}, known)
+    known = Known(flying={"a": {H: (Load(None, "r2"), Load(10.0, "r1"))}},
+                  starts={"a": {H: LastLoad(5000.0, "r0")}})
+    out, _ = verdicts(cands_of({"a": {H: 100.0}}), known)
     assert out == {("a", H): REQUEST}
 
 
 def test_at_the_horizon_a_pending_hour_is_requested_not_deferred_again():
-    known = Known(flying={"a": {H - 96: (None,), H - 95: (None,)}})
-    out, _ = verdicts({"a": {H - 96: 1.0, H - 95: 1.0}}, known)
+    known = Known(flying={"a": {H - 96: (Load(None, "r"),), H - 95: (Load(None, "r"),)}})
+    out, _ = verdicts(cands_of({"a": {H - 96: 1.0, H - 95: 1.0}}), known)
     assert out == {("a", H - 96): REQUEST, ("a", H - 95): DEFERRED}
 
 
@@ -98,11 +125,12 @@ def test_tau_is_the_observing_tick_unless_trusted_metadata_says_earlier():
     assert visible_by(local, settle) is None  # mtime survives mv and rsync -a
     cands = candidates({"a": [H, H - 1]}, {"a": {H: 1036.0, H - 1: None}}, {}, ["a"], 5000.0,
                        settle)
-    assert cands == {"a": {H: 1046.0, H - 1: 5010.0}}
+    assert cands == cands_of({"a": {H: 1046.0, H - 1: 5010.0}})
     # a pending hour keeps its tau; a new change in it takes the later one
-    cands = candidates({"a": [H]}, {"a": {H: 1036.0}}, {"a": {H: 4000, H - 30: 7}, "gone": {H: 1}},
+    cands = candidates({"a": [H]}, {"a": {H: 1036.0}},
+                       {"a": {H: (4000.0, ()), H - 30: (7.0, ())}, "gone": {H: (1.0, ())}},
                        ["a"], 5000.0, settle)
-    assert cands == {"a": {H: 4000.0, H - 30: 7.0}}
+    assert cands == cands_of({"a": {H: 4000.0, H - 30: 7.0}})
 
 
 def customers(n=1):
@@ -119,13 +147,14 @@ def tick(store, cursor, history, wall, cs=None, budget=None):
 def test_deferred_hours_stay_pending_until_the_run_in_flight_loaded_them(store):
     for age in range(3):
         store.write(hour_prefix("c0", HOUR - timedelta(hours=age)) + "a.json", b"{}\n")
-    queued = Known(flying={"c0": {H - a: (None,) for a in range(3)}})
+    queued = Known(flying={"c0": {H - a: (Load(None, "r1"),) for a in range(3)}})
     first = tick(store, ArrivalCursor(), queued, wall=1000.0)
     assert first.ranges == [] and first.deferred == 3
-    assert first.token.pending == {"c0": {H - a: 1000.0 for a in range(3)}}
+    assert first.token.pending == {"c0": {H - a: (1000.0, ("r1",)) for a in range(3)}}
     assert first.token.digests["c0"]  # the listing is recorded; the hours stay pending
-    # the run started after the tick and loaded H, H-1; H-2's run failed (no materialization)
-    done = Known(starts={"c0": {H: 1000.5, H - 1: 1000.5}})
+    assert ArrivalCursor.decode(first.token.encode()) == first.token
+    # r1 loaded H and H-1; H-2 was taken out of it (no materialization): requested
+    done = Known(starts={"c0": {H: LastLoad(999.0, "r1"), H - 1: LastLoad(1000.5, "r9")}})
     second = tick(store, first.token, done, wall=2000.0)
     assert [(r.first, r.last) for r in second.ranges] == [(HOUR - timedelta(hours=2),) * 2]
     assert second.loaded == 2 and second.token.pending == {}
@@ -136,7 +165,7 @@ def test_pending_hours_are_judged_even_when_their_customer_is_not_listed(store):
     cs = customers(2)
     for c in cs:
         store.write(hour_prefix(c.prefix, HOUR) + "a.json", b"{}\n")
-    queued = Known(flying={"c0": {H: (None,)}, "c1": {H: (None,)}})
+    queued = Known(flying={"c0": {H: (Load(None, "r0"),)}, "c1": {H: (Load(None, "r1"),)}})
     first = tick(store, ArrivalCursor(), queued, wall=1000.0, cs=cs)
     assert first.deferred == 2
     # next tick lists c0 only (time budget); c1's pending hour is judged all the same (its
@@ -150,10 +179,10 @@ def test_pending_hours_are_judged_even_when_their_customer_is_not_listed(store):
 
 def test_without_a_history_every_change_is_requested(store):
     store.write(hour_prefix("c0", HOUR) + "a.json", b"{}\n")
-    result = arrival_tick(customers(), ArrivalCursor({}, pending={"c0": {H - 3: 5}}), NOW,
+    result = arrival_tick(customers(), ArrivalCursor({}, pending={"c0": {H - 3: (5.0, ())}}), NOW,
                           store, lambda s: s, LOG)
     assert [(r.first, r.last) for r in result.ranges] == [  # the pending hour too
         (HOUR - timedelta(hours=3),) * 2, (HOUR, HOUR)]
     assert result.token.pending == {}
-    assert ArrivalCursor.decode(ArrivalCursor(pending={"c0": {H: 5}}).encode()).pending == {
-        "c0": {H: 5}}
+    assert ArrivalCursor.decode(ArrivalCursor(pending={"c0": {H: (5.0, ("r",))}}).encode()
+                                ).pending == {"c0": {H: (5.0, ("r",))}}

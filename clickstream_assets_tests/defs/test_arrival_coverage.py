@@ -100,6 +100,7 @@ class Deployment:
 
     def __init__(self, s3, tmp_path, ctx, instance, h: Harness):
         self.ctx, self.instance, self.h = ctx, instance, h
+        self.s3, self.tmp_path = s3, tmp_path
 
     def backfill(self, hours) -> str:
         return launch_backfill(self.ctx, asset_keys("acme"), [key(x) for x in hours])
@@ -148,6 +149,29 @@ def test_a_requested_backfill_takes_the_lookback_and_nothing_is_loaded_twice(dep
     assert len(d.instance.get_runs()) == 1
     h.put("acme", LOOKBACK[20], "c.json")  # after the backfill: that hour only
     assert [hours_of(r) for r in h.tick()[0]] == [(key(LOOKBACK[20]),) * 2]
+
+
+def test_a_backfill_run_starting_right_after_the_deferring_tick_needs_no_clock(deployed):
+    """Default margins (10 s of clock skew): the backfill's run starts within them, yet it
+    was not created when the tick deferred the hours, so it is their witness."""
+    d = deployed
+    h = Harness(d.s3, d.tmp_path, ACME, instance=d.instance)  # default Settle
+    for hour in LOOKBACK:
+        h.put("acme", hour, "a.json")
+    backfill = d.backfill(LOOKBACK)
+    assert h.tick()[0] == []
+    d.finish(backfill)
+    assert h.tick()[0] == []
+    assert saved_pending(h) == {}
+
+
+def saved_pending(h: Harness) -> dict:
+    """The pending hours in the sensor's saved state."""
+    from clickstream_assets.defs.sensors import SENSOR_NAME, ArrivalStateStore  # noqa: PLC0415
+
+    state, _ = ArrivalStateStore(h.instance.daemon_cursor_storage, SENSOR_NAME).load(
+        h.cursor, None)
+    return state.pending
 
 
 @pytest.mark.parametrize("tick_during_the_run", [False, True])
