@@ -18,8 +18,9 @@ import clickstream_assets.load.pipeline as pipeline
 from clickstream_assets.arrivals.coverage import Settle
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.defs.factory import PARTITION_FORMAT, build_all_customer_assets
+from clickstream_assets.defs.sensors import SENSOR_NAME, ArrivalStateStore
 from clickstream_assets.settings import Settings
-from clickstream_assets.testing.s3_seed import BUCKET, create_bucket
+from clickstream_assets.testing.s3_seed import create_bucket
 from clickstream_assets_tests.defs.test_arrival_sensor import (
     HOUR,
     RANGE_END_TAG,
@@ -167,8 +168,6 @@ def test_a_backfill_run_starting_right_after_the_deferring_tick_needs_no_clock(d
 
 def saved_pending(h: Harness) -> dict:
     """The pending hours in the sensor's saved state."""
-    from clickstream_assets.defs.sensors import SENSOR_NAME, ArrivalStateStore  # noqa: PLC0415
-
     state, _ = ArrivalStateStore(h.instance.daemon_cursor_storage, SENSOR_NAME).load(
         h.cursor, None)
     return state.pending
