@@ -14,7 +14,12 @@ For each history length in --days (e.g. 30 then 90, the bucket grows in place) i
 - the queue tick: the same 100 new files announced by S3 event notifications to an SQS queue
   (moto delivers them like S3), drained by `arrival_tick` with no listing (the reconciliation
   sweep not due): requests per tick for (a) full listing, (b) listing tick, (c) queue tick,
-  with ratios, and the queue tick with nothing new.
+  with ratios, and the queue tick with nothing new;
+- coverage (last history length): every customer's lookback loaded by one finished run (a
+  catch-up), then a fresh sensor's tick and a steady tick (new files after the runs), each
+  with and without judging coverage against the instance (`InstanceLoads`): runs requested,
+  instance reads, and the reads' own CPU time (main thread: moto and the listings run in
+  other threads).
 
 Default history 7 and 30 days (8,400 and 36,000 old keys): moto's whole-bucket listing is
 slow (~5 min at 90 days); `--days 30,90` is the issue's >= 100,000-key setting (~15 min).
@@ -69,14 +74,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def new_files(customers: list[CustomerConfig], now: datetime, n: int, lookback: int,
-              rng: random.Random) -> list[tuple[str, bytes]]:
+              rng: random.Random, name: str = "new") -> list[tuple[str, bytes]]:
     """80% in the current hour, 20% late files in older hours of the lookback."""
     items = []
     for i in range(n):
         c = rng.choice(customers)
         age = 0 if i < n * 0.8 else rng.randint(1, lookback)
         items.append((event_key(c.prefix, floor_hour(now) - timedelta(hours=age),
-                                f"new-{i:04d}.json", "landing"), b'{"type":"track"}\n'))
+                                f"{name}-{i:04d}.json", "landing"), b'{"type":"track"}\n'))
     return items
 
 
@@ -177,6 +182,119 @@ def queue_figures(store, queue, customers, cursor, now, args, tick, f_calls, n_n
     assert idle.ranges == [] and q_s3 == 0, "the queue tick must not list"
 
 
+class CountingInstance:
+    """The instance, counting the reads the coverage judgement makes."""
+
+    READS = ("get_run_records", "get_backfills", "get_latest_storage_id_by_partition",
+             "fetch_materializations")
+
+    def __init__(self, instance):
+        self.instance, self.reads = instance, 0
+
+    def __getattr__(self, name):
+        attr = getattr(self.instance, name)
+        if name not in self.READS:
+            return attr
+
+        def counted(*args, **kwargs):
+            self.reads += 1
+            return attr(*args, **kwargs)
+        return counted
+
+
+class TimedHistory:
+    """InstanceLoads with the main thread's CPU and wall time spent in it."""
+
+    def __init__(self, loads):
+        self.loads, self.cpu, self.wall = loads, 0.0, 0.0
+
+    def _timed(self, fn, hours):
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return fn(hours)
+        finally:
+            self.cpu += time.thread_time() - cpu
+            self.wall += time.perf_counter() - wall
+
+    def in_flight(self, hours):
+        return self._timed(self.loads.in_flight, hours)
+
+    def last_starts(self, hours):
+        return self._timed(self.loads.last_starts, hours)
+
+
+def load_lookbacks(instance, customers, now: datetime, lookback: int) -> None:
+    """One finished run per customer over its lookback: a stand-in asset with raw_events' key
+    and partitions (no load: only the runs and materializations matter here)."""
+    from dagster import AssetKey, BackfillPolicy, asset, materialize  # noqa: PLC0415
+
+    from clickstream_assets.defs.factory import PARTITION_FORMAT, customer_partitions  # noqa
+    from clickstream_assets.defs.sensors import RANGE_END_TAG, RANGE_START_TAG  # noqa
+
+    last = floor_hour(now)
+    first = last - timedelta(hours=lookback)
+    for c in customers:
+        @asset(key=AssetKey([c.customer_id, "raw_events"]), partitions_def=customer_partitions(c),
+               backfill_policy=BackfillPolicy.single_run())
+        def stand_in() -> None:
+            return None
+        assert materialize([stand_in], instance=instance, tags={
+            RANGE_START_TAG: first.strftime(PARTITION_FORMAT),
+            RANGE_END_TAG: last.strftime(PARTITION_FORMAT)}).success
+
+
+def judged_tick(store, customers, cursor, now, lookback, instance):
+    """(result, seconds of the tick, TimedHistory or None, reads) with/without coverage."""
+    from clickstream_assets.defs.sensors import InstanceLoads  # noqa: PLC0415
+
+    counting = CountingInstance(instance) if instance else None
+    history = TimedHistory(InstanceLoads(counting, lambda: None, logging.getLogger("bench"))
+                           ) if counting else None
+    result, wall = timed(lambda: arrival_tick(customers, cursor, now, store, lambda s: s,
+                                              logging.getLogger("bench"),
+                                              lookback_hours=lookback, history=history))
+    return result, wall, history, counting.reads if counting else 0
+
+
+def coverage_row(label: str, result, wall: float, history, reads: int) -> None:
+    hours = sum(r.hours for r in result.ranges)
+    judged = (f"; {result.loaded} hours already loaded, {result.deferred} deferred; "
+              f"{reads} instance reads, {history.cpu * 1000:.0f} ms CPU / "
+              f"{history.wall * 1000:.0f} ms wall in them" if history else "")
+    print(f"  {label:<34} {len(result.ranges):4d} runs ({hours:5d} customer-hours), tick "
+          f"{wall * 1000:6.0f} ms{judged}")
+
+
+def coverage_figures(store, customers, now, args, rng) -> None:
+    """A fresh sensor after a catch-up, and a steady tick, with and without coverage."""
+    from dagster import DagsterInstance  # noqa: PLC0415
+
+    from clickstream_assets.arrivals.coverage import Settle  # noqa: PLC0415
+
+    settle = Settle()
+    wait = settle.clock_skew + settle.put_seconds + 2  # the runs start after the files settle
+    print(f"\ncoverage: waiting {wait:.0f} s so the catch-up runs start after the files "
+          "(default settle margins), then one run per customer over its lookback", flush=True)
+    time.sleep(wait)
+    with DagsterInstance.ephemeral() as instance:
+        _, load_wall = timed(lambda: load_lookbacks(instance, customers, now,
+                                                    args.lookback_hours))
+        print(f"  {len(customers)} catch-up runs in {load_wall:.0f} s (in-memory SQLite instance)")
+        fresh = {}
+        for label, inst in (("fresh sensor, no coverage (before)", None),
+                            ("fresh sensor, coverage (after)", instance)):
+            fresh[label] = judged_tick(store, customers, ArrivalCursor(), now,
+                                       args.lookback_hours, inst)
+            coverage_row(label, *fresh[label])
+        cursor = fresh["fresh sensor, coverage (after)"][0].token
+        put_http(store.client, BUCKET, new_files(customers, now, args.new_files,
+                                                 args.lookback_hours, rng, "steady"))
+        for label, inst in (("steady tick, no coverage (before)", None),
+                            ("steady tick, coverage (after)", instance)):
+            coverage_row(label, *judged_tick(store, customers, cursor, now,
+                                             args.lookback_hours, inst))
+
+
 def row(label: str, wall: float, calls: dict, keys: int, extra: str = "") -> None:
     print(f"  {label:<28} {wall * 1000:9.0f} ms  {sum(calls.values()):6d} requests "
           f"{keys:9d} keys listed  {extra}")
@@ -253,6 +371,7 @@ def main() -> int:
             covered = days * 24
             print(f"seeded {seeded:,} old keys in {wall:.1f} s (direct into moto)", flush=True)
             measure(store, queue, url, customers, now, args, rng, days, days == days_list[-1])
+        coverage_figures(store, customers, now, args, rng)
     finally:
         s3.server.stop()
     return 0

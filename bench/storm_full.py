@@ -218,8 +218,8 @@ def run_statuses(instance) -> Counter:
     return Counter(r.status.value for r in instance.get_runs())
 
 
-def arrival_ticks(instance) -> Counter:
-    """Completed arrival-sensor ticks by status (the sensor has looked at least once)."""
+def arrival_ticks(instance, after: float = 0.0) -> Counter:
+    """Completed arrival-sensor ticks by status (those started after `after`, epoch s)."""
     from dagster._core.definitions.run_request import InstigatorType  # noqa: PLC0415
 
     from clickstream_assets.defs.sensors import SENSOR_NAME  # noqa: PLC0415
@@ -229,15 +229,17 @@ def arrival_ticks(instance) -> Counter:
         if state.instigator_name == SENSOR_NAME:
             for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id,
                                            limit=1000):
-                out[tick.status.value] += 1
+                if tick.timestamp > after and tick.status.value != "STARTED":
+                    out[tick.status.value] += 1
     return out
 
 
 def poll(instance, backfills: dict[str, str], services: Services, api: str, args) -> dict:
-    """Until every backfill is done, no run is active and the arrival sensor has ticked;
+    """Until every backfill is done, no run is active and the arrival sensor has ticked once
+    after that (what it requests then, e.g. hours it had deferred to the backfills, counts);
     starts the outage when half the backfills are done. Bounded by `--timeout`."""
     began = time.monotonic()
-    outage_at = None
+    outage_at, quiet_since = None, None
     last_print = 0.0
     for _ in range(int(args.timeout / args.poll) + 1):
         services.check_alive()
@@ -251,9 +253,15 @@ def poll(instance, backfills: dict[str, str], services: Services, api: str, args
             print(f"  t={elapsed:5.0f}s outage starts: 429 then 500 for "
                   f"{args.outage_seconds:g} s", flush=True)
         active = sum(runs[s] for s in ACTIVE_RUN_STATUSES)
-        ticked = args.arrival_sensor == "stopped" or sum(arrival_ticks(instance).values())
-        if done == len(backfills) and not active and ticked:
-            return {"wall": elapsed, "outage_at": outage_at, "timed_out": False}
+        quiet = done == len(backfills) and not active
+        if not quiet:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = (time.time(), elapsed)  # every run done (wall time ends here)
+        ticked = args.arrival_sensor == "stopped" or (
+            quiet_since and sum(arrival_ticks(instance, quiet_since[0]).values()))
+        if quiet and ticked:
+            return {"wall": quiet_since[1], "outage_at": outage_at, "timed_out": False}
         if elapsed - last_print >= 30:
             last_print = elapsed
             print(f"  t={elapsed:5.0f}s backfills done {done}/{len(backfills)}, runs "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Protocol, Sequence
 
+from clickstream_assets.arrivals.coverage import Pending, Settle, change_bound
 from clickstream_assets.customers import CustomerConfig
 from clickstream_assets.settings import ArrivalSettings
 from clickstream_assets.stores.event_store import (
@@ -102,11 +103,16 @@ class ArrivalCursor:
     digests: dict[str, dict[int, HourFiles]] = field(default_factory=dict)
     resume_at: str = ""  # customer id the next scan starts with ("" = the first)
     swept_at: int = 0  # when the latest reconciliation pass started (queue mode)
+    # hours a run in flight will load, with their change's bound (coverage); may be older
+    # than the lookback until judged
+    pending: Pending = field(default_factory=dict)
 
     def encode(self) -> str:
         data = {"v": CURSOR_VERSION, "r": self.resume_at, "s": self.swept_at,
                 "d": {c: [[h, list(fs)] for h, fs in sorted(hs.items())]
-                      for c, hs in sorted(self.digests.items())}}
+                      for c, hs in sorted(self.digests.items())},
+                "p": {c: [[h, t, list(w)] for h, (t, w) in sorted(hs.items())]
+                      for c, hs in sorted(self.pending.items()) if hs}}
         raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode()
 
@@ -125,7 +131,10 @@ class ArrivalCursor:
                              f"{CURSOR_VERSION}; clear the sensor's cursor to start over")
         digests = {c: {int(h): tuple(int(x) for x in fs) for h, fs in pairs}
                    for c, pairs in data["d"].items()}
-        return cls(digests=digests, resume_at=data.get("r", ""), swept_at=int(data.get("s", 0)))
+        pending = {c: {int(h): (float(t), tuple(w)) for h, t, w in rows}
+                   for c, rows in data.get("p", {}).items()}
+        return cls(digests=digests, resume_at=data.get("r", ""), swept_at=int(data.get("s", 0)),
+                   pending=pending)
 
 
 @dataclass(frozen=True)
@@ -163,13 +172,33 @@ def contiguous(hours: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
+def ranges_for(customer_id: str, hours: Iterable[int],
+               content: dict[int, HourFiles]) -> list[HourRange]:
+    """One range per run of contiguous hours, named by the hours' current content."""
+    out = []
+    for lo, hi in contiguous(sorted(set(hours))):
+        named = ",".join(f"{h}:{files_digest(content.get(h, ()))}" for h in range(lo, hi + 1))
+        out.append(HourRange(customer_id, hour_at(lo), hour_at(hi),
+                             f"{zlib.crc32(named.encode()):08x}"))
+    return out
+
+
 def hour_ranges(customer_id: str, old: dict[int, HourFiles], new: dict[int, HourFiles],
                 first: int, last: int) -> list[HourRange]:
-    out = []
-    for lo, hi in contiguous(changed_hours(old, new, first, last)):
-        content = ",".join(f"{h}:{files_digest(new.get(h, ()))}" for h in range(lo, hi + 1))
-        out.append(HourRange(customer_id, hour_at(lo), hour_at(hi),
-                             f"{zlib.crc32(content.encode()):08x}"))
+    return ranges_for(customer_id, changed_hours(old, new, first, last), new)
+
+
+def listing_bounds(old: dict[int, HourFiles], listing: HoursListing, hours: Iterable[int],
+                   settle: Settle) -> dict[int, float | None]:
+    """Per changed hour, the latest visibility of its new files by their metadata (coverage)."""
+    by_hour = {epoch_hour(h): fs for h, fs in listing.items()}
+    out = {}
+    for h in hours:
+        known = set(old.get(h, ()))
+        files = [f for f in by_hour.get(h, []) if is_complete_event_file(f)]
+        added = [f for f in files if file_digest(f) not in known]
+        removed = len(known - {file_digest(f) for f in files})
+        out[h] = change_bound(added, removed, settle)
     return out
 
 
@@ -222,6 +251,7 @@ class ScanResult:
     pending: list[str]  # customers left for the next scan (budget)
     requests: int
     errors: dict[str, str] = field(default_factory=dict)  # customer -> why its listing failed
+    bounds: dict[str, dict[int, float | None]] = field(default_factory=dict)  # changed hours
 
 
 def lookback_window(customer: CustomerConfig, now: datetime,
@@ -245,7 +275,7 @@ def _list_batch(pool: ThreadPoolExecutor, batch: Sequence[CustomerConfig], now: 
 def scan(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now: datetime,
          list_hours: HoursLister, requests_made: Callable[[], int],
          lookback_hours: int = DEFAULT_LOOKBACK_HOURS, budget: Budget | None = None,
-         concurrency: int = DEFAULT_CONCURRENCY) -> ScanResult:
+         concurrency: int = DEFAULT_CONCURRENCY, settle: Settle | None = None) -> ScanResult:
     """List each enabled customer's lookback (round-robin, `concurrency` at a time, within
     budget: the last batch may overshoot by up to concurrency - 1 listings) and diff digests."""
     budget = budget or Budget()
@@ -257,6 +287,7 @@ def scan(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now: dateti
     ranges: list[HourRange] = []
     listed: list[str] = []
     errors: dict[str, str] = {}
+    bounds: dict[str, dict[int, float | None]] = {}
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for i in range(0, len(order), max(1, concurrency)):
             if listed and budget.exhausted(requests_made() - base):
@@ -269,13 +300,16 @@ def scan(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now: dateti
                     digests.pop(cid, None)
                     continue
                 try:
-                    new = digests_of(future.result())
+                    listing = future.result()
                 except Exception as exc:  # noqa: BLE001 - one customer must not stop others
                     errors[cid] = f"{type(exc).__name__}: {exc}"
                     continue
+                new, old = digests_of(listing), digests.get(cid, {})
                 first, last = (epoch_hour(t) for t in lookback_window(by_id[cid], now,
                                                                        lookback_hours))
-                ranges += hour_ranges(cid, digests.get(cid, {}), new, first, last)
+                changed = changed_hours(old, new, first, last)
+                ranges += ranges_for(cid, changed, new)
+                bounds[cid] = listing_bounds(old, listing, changed, settle or Settle())
                 digests[cid] = new
     pending = order[len(listed):]
     for cid in pending:  # not listed this time: keep their digests, minus expired hours
@@ -283,8 +317,8 @@ def scan(customers: Sequence[CustomerConfig], cursor: ArrivalCursor, now: dateti
         first = epoch_hour(window[0]) if window else 0
         digests[cid] = {h: d for h, d in digests.get(cid, {}).items() if h >= first}
     resume = pending[0] if pending else ""
-    return ScanResult(ranges, ArrivalCursor(digests, resume, cursor.swept_at), listed, pending,
-                      requests_made() - base, errors)
+    return ScanResult(ranges, ArrivalCursor(digests, resume, cursor.swept_at, cursor.pending),
+                      listed, pending, requests_made() - base, errors, bounds)
 
 
 @dataclass
@@ -294,6 +328,7 @@ class NoteResult:
     added: int  # files new to the state
     known: int  # files already in the state (re-delivered, or listed before)
     outside: list[str]  # keys of hours outside the watched window (logged, not loaded)
+    bounds: dict[str, dict[int, float | None]] = field(default_factory=dict)  # new files' hours
 
 
 def current_state(by_id: dict[str, CustomerConfig], cursor: ArrivalCursor, now: datetime,
@@ -309,13 +344,15 @@ def current_state(by_id: dict[str, CustomerConfig], cursor: ArrivalCursor, now: 
 
 def note_files(customers: Sequence[CustomerConfig], cursor: ArrivalCursor,
                files: Sequence[tuple[str, EventFile]], now: datetime,
-               lookback_hours: int = DEFAULT_LOOKBACK_HOURS) -> NoteResult:
+               lookback_hours: int = DEFAULT_LOOKBACK_HOURS,
+               settle: Settle | None = None) -> NoteResult:
     """Add notified (customer id, file) pairs to the state: no listing. Incomplete files are
     skipped, and so are hours outside the customer's window (as the listing would)."""
     by_id = {c.customer_id: c for c in customers if c.enabled}
     digests = current_state(by_id, cursor, now, lookback_hours)
     touched: set[str] = set()
     added, known, outside = 0, 0, []
+    new_files: dict[str, dict[int, list[EventFile]]] = {}
     for cid, f in files:
         hour, window = hour_from_key(f.key), lookback_window(by_id[cid], now, lookback_hours)
         if hour is None or window is None or not window[0] <= hour <= window[1]:
@@ -331,21 +368,44 @@ def note_files(customers: Sequence[CustomerConfig], cursor: ArrivalCursor,
         hours[epoch_hour(hour)] = tuple(sorted((*current, fp)))
         touched.add(cid)
         added += 1
-    return NoteResult(ArrivalCursor(digests, cursor.resume_at, cursor.swept_at), touched,
-                      added, known, outside)
+        new_files.setdefault(cid, {}).setdefault(epoch_hour(hour), []).append(f)
+    bounds = {cid: {h: change_bound(fs, 0, settle or Settle()) for h, fs in hours.items()}
+              for cid, hours in new_files.items()}
+    return NoteResult(ArrivalCursor(digests, cursor.resume_at, cursor.swept_at, cursor.pending),
+                      touched, added, known, outside, bounds)
+
+
+def window_firsts(customers: Sequence[CustomerConfig], now: datetime,
+                  lookback_hours: int = DEFAULT_LOOKBACK_HOURS) -> dict[str, int]:
+    """Enabled, started customers -> the first (oldest) epoch hour of their watched window."""
+    out = {}
+    for c in customers:
+        window = c.enabled and lookback_window(c, now, lookback_hours)
+        if window:
+            out[c.customer_id] = epoch_hour(window[0])
+    return out
+
+
+def changed_between(customers: Sequence[CustomerConfig], old: ArrivalCursor,
+                    new: ArrivalCursor, customer_ids: Iterable[str], now: datetime,
+                    lookback_hours: int = DEFAULT_LOOKBACK_HOURS) -> dict[str, list[int]]:
+    """customer -> hours whose files changed between two states: a tick that both drained
+    notifications and listed judges each customer-hour once, not once per path."""
+    firsts = window_firsts(customers, now, lookback_hours)
+    last = epoch_hour(floor_hour(now))
+    out = {}
+    for cid in sorted(set(customer_ids) & set(firsts)):
+        hours = changed_hours(old.digests.get(cid, {}), new.digests.get(cid, {}), firsts[cid],
+                              last)
+        if hours:
+            out[cid] = hours
+    return out
 
 
 def ranges_between(customers: Sequence[CustomerConfig], old: ArrivalCursor,
                    new: ArrivalCursor, customer_ids: Iterable[str], now: datetime,
                    lookback_hours: int = DEFAULT_LOOKBACK_HOURS) -> list[HourRange]:
-    """Runs for everything that changed between two states: a tick that both drained
-    notifications and listed asks once per customer-hour, not once per path."""
-    by_id = {c.customer_id: c for c in customers if c.enabled}
-    ranges: list[HourRange] = []
-    for cid in sorted(set(customer_ids) & set(by_id)):
-        window = lookback_window(by_id[cid], now, lookback_hours)
-        if window:
-            first, last = (epoch_hour(t) for t in window)
-            ranges += hour_ranges(cid, old.digests.get(cid, {}), new.digests.get(cid, {}),
-                                  first, last)
-    return ranges
+    """Runs for everything that changed between two states (no coverage judged)."""
+    changed = changed_between(customers, old, new, customer_ids, now, lookback_hours)
+    return [r for cid, hours in changed.items()
+            for r in ranges_for(cid, hours, new.digests.get(cid, {}))]

@@ -39,18 +39,19 @@ CUSTOMERS = [CustomerConfig(customer_id="acme", start=START),
 class Harness:
     """Ticks the sensor the way the daemon does: cursor in, run requests + cursor out."""
 
-    def __init__(self, s3, tmp_path, customers=CUSTOMERS):
+    def __init__(self, s3, tmp_path, customers=CUSTOMERS, instance=None, **sensor_kwargs):
         self.client = s3.client()
         self.url = f"s3://{BUCKET}/landing?endpoint_url={s3.endpoint_url}"
         self.warehouse_url = f"duckdb://{tmp_path / 'wh.duckdb'}"
-        self.instance = DagsterInstance.ephemeral()
+        self.instance = instance or DagsterInstance.ephemeral()
         self.cursor: str | None = None
         self.seen_run_keys: set[str] = set()
+        self.sensor_kwargs = sensor_kwargs
         self.set_customers(customers)
 
     def set_customers(self, customers):
         self.customers = customers
-        self.sensor = build_arrival_sensor(customers, clock=lambda: NOW)
+        self.sensor = build_arrival_sensor(customers, clock=lambda: NOW, **self.sensor_kwargs)
         self.resources = {"event_store": EventStoreResource(url=self.url),
                           "warehouse": WarehouseResource(url=self.warehouse_url)}
         self.defs = Definitions(assets=build_all_customer_assets(customers),
