@@ -8,33 +8,26 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
+from clickstream_assets.privacy.requests import PrivacyRequest
+from clickstream_assets.privacy.sources import customer_requests, parse_nodes, read_request_file
+from clickstream_assets.settings import Settings
 
-from clickstream_assets.privacy.requests import InvalidPrivacyRequest, PrivacyRequest
 
-
-def read_requests(path: Path, customer_id: str) -> tuple[list[PrivacyRequest], list[str]]:
-    """The customer's requests in a requests file (`{"requests": [...]}`, JSON or YAML, the
-    shape of the file beside the customers file: entries of other customers are skipped),
-    and the entries that are not valid requests (described, never silently dropped)."""
-    text = Path(path).read_text(encoding="utf-8")
-    data = json.loads(text) if Path(path).suffix.lower() == ".json" else yaml.safe_load(text)
-    nodes = data.get("requests") if isinstance(data, dict) else data
-    if not isinstance(nodes, list):
-        raise ValueError(f"{Path(path).name}: expected an object with a 'requests' list")
-    requests, problems = [], []
-    for i, raw in enumerate(nodes, start=1):
-        if isinstance(raw, dict) and raw.get("customerId") not in (None, customer_id):
-            continue
-        try:
-            requests.append(PrivacyRequest.from_mapping(raw))
-        except InvalidPrivacyRequest as exc:
-            problems.append(f"entry {i}: {exc}")
-    return requests, problems
+def read_requests(path: Path | None, customer_id: str) -> tuple[list[PrivacyRequest], list[str]]:
+    """The customer's requests and the entries that are not valid requests (described by id,
+    never by identifier). From `path` (a requests file; entries without a customerId are this
+    customer's), else from the configured source (the file beside the customers file, or the
+    config API): the same parsing the Dagster layer uses (privacy/sources.py)."""
+    if path is None:
+        found = customer_requests(Settings.from_env(), customer_id)
+    else:
+        nodes = [{**n, "customerId": n.get("customerId") or customer_id}
+                 if isinstance(n, dict) else n for n in read_request_file(path)]
+        found = parse_nodes(nodes, Path(path).name).for_customer(customer_id)
+    return found.requests, [p.describe() for p in found.problems]
 
 
 def _warehouse(args: argparse.Namespace, customer):
-    from clickstream_assets.settings import Settings  # noqa: PLC0415
     from clickstream_assets.warehouse import warehouse_from_url  # noqa: PLC0415
 
     return warehouse_from_url(args.warehouse or customer.warehouse_url
@@ -45,7 +38,8 @@ def cmd_apply(args: argparse.Namespace, find_customer) -> int:
     from clickstream_assets.privacy.processing import process_requests  # noqa: PLC0415
 
     customer = find_customer(args.customer)
-    requests, problems = read_requests(Path(args.requests), customer.customer_id)
+    requests, problems = read_requests(args.requests and Path(args.requests),
+                                       customer.customer_id)
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     warehouse = _warehouse(args, customer)
@@ -61,7 +55,6 @@ def cmd_apply(args: argparse.Namespace, find_customer) -> int:
 def cmd_purge_raw(args: argparse.Namespace, find_customer) -> int:
     from clickstream_assets.privacy.purge import purge_raw  # noqa: PLC0415
     from clickstream_assets.privacy.suppression import read_suppression  # noqa: PLC0415
-    from clickstream_assets.settings import Settings  # noqa: PLC0415
     from clickstream_assets.stores.event_store import event_store_from_url  # noqa: PLC0415
 
     customer = find_customer(args.customer)
@@ -83,9 +76,11 @@ def add_privacy_parser(sub, find_customer) -> None:
     privacy = sub.add_parser("privacy", help="privacy requests: delete, suppress, purge raw "
                                              "files (docs/privacy.md)")
     psub = privacy.add_subparsers(dest="privacy_command", required=True)
-    apply = psub.add_parser("apply", help="process a customer's requests from a requests file")
+    apply = psub.add_parser("apply", help="process a customer's requests (from a requests "
+                                          "file, else the configured source)")
     apply.add_argument("--customer", required=True)
-    apply.add_argument("--requests", required=True, help='{"requests": [...]} (JSON or YAML)')
+    apply.add_argument("--requests", help='{"requests": [...]} (JSON or YAML); default: '
+                                          "CLICKSTREAM_PRIVACY_REQUESTS_FILE or the config API")
     apply.add_argument("--warehouse", help="default: the customer's warehouse_url, else "
                                            "CLICKSTREAM_WAREHOUSE_URL")
     apply.set_defaults(func=lambda a: cmd_apply(a, find_customer))

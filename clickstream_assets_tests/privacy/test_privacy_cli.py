@@ -56,3 +56,17 @@ def test_apply_reports_invalid_entries(tmp_path, capsys):
     out = run(capsys, "privacy", "apply", "--customer", "acme", "--requests", str(requests),
               "--warehouse", f"duckdb://{tmp_path / 'wh.duckdb'}", code=1)
     assert out["invalid"] == 1 and out["completed"] == []
+
+
+def test_apply_reads_the_configured_requests_file_by_default(tmp_path, capsys, monkeypatch):
+    """Without --requests: the file the Dagster layer reads (beside the customers file, here
+    the home's), with the same parsing: another customer's entry is not applied."""
+    monkeypatch.setenv("CLICKSTREAM_HOME", str(tmp_path))
+    (tmp_path / "privacy_requests.json").write_text(json.dumps({"requests": [
+        {"customerId": "acme", "id": "r1", "kind": "suppress", "userId": "alice",
+         "receivedAt": "2026-11-22T00:00:00Z"},
+        {"customerId": "globex", "id": "r9", "kind": "delete", "userId": "bob",
+         "receivedAt": "2026-11-22T00:00:00Z"}]}))
+    out = run(capsys, "privacy", "apply", "--customer", "acme",
+              "--warehouse", f"duckdb://{tmp_path / 'wh.duckdb'}")
+    assert out["requests"] == 1 and out["completed"] == ["r1"] and out["invalid"] == 0
