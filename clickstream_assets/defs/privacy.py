@@ -125,7 +125,7 @@ def build_privacy_assets(customers: Sequence[CustomerConfig], source: SourceFact
     and the check is evaluated right after processing, or alone when selected alone. One op
     for all customers, not one each: a code location of 1,000 customers would otherwise
     build and snapshot 1,000 more ops (+1.0 CPU s, against +0.35 s for this shape:
-    bench/code_location.py, docs/privacy-sources.md)."""
+    bench/code_location.py, docs/privacy.md)."""
     by_key = {privacy_key(c.customer_id): c for c in customers}
     days = deadline.total_seconds() / 86400
     checks = [AssetCheckSpec(DEADLINE_CHECK, asset=key,
