@@ -26,7 +26,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     home = Path(args.home).absolute()
     summary = run_demo(home, hours=args.hours, events_per_hour=args.events_per_hour)
-    print(f"Loaded sample events for {len(summary)} customers into "
+    print(f"Loaded sample events for {len(summary.rows)} customers into "
           f"{Settings.from_env({**os.environ, 'CLICKSTREAM_HOME': str(home)}).warehouse_url}\n")
     print(format_summary(summary))
     print(f"\nSee the runs: clickstream ui --home {args.home}")

@@ -3,14 +3,18 @@
 Runs are recorded in a persistent Dagster instance under the home folder, so
 `clickstream ui` (or `dagster dev` with DAGSTER_HOME set) shows them afterwards. What the UI
 shows should read as healthy: the demo writes the home's own customers file so partitions
-start at the demo's first hour, runs every customer's checks with its load, runs the customers'
-privacy requests asset once (no requests: zeros, its deadline check passing), and turns off
-the instance's onboarding dialog.
+start at the demo's first hour, runs every customer's checks with its load, writes one
+privacy request (delete sample user `user-7` of the first customer, in the home's own requests
+file, only if the home has none) and runs the customers' privacy requests asset once (that
+person's rows deleted, the others' zeros, every deadline check passing), and turns off the
+instance's onboarding dialog.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -90,10 +94,34 @@ def write_sample_events(settings: Settings, customers: list[CustomerConfig],
             write_sample_hour(store, c.prefix, c.customer_id, hour, events_per_hour)
 
 
-def run_demo(home: Path, hours: int = 6, events_per_hour: int = 200) -> dict[str, dict[str, int]]:
-    """Write sample events, run one range run per customer (its load, then its checks), return
-    row counts per table (the `_clickstream_loads` audit log, which grows by one row per load,
-    is left out)."""
+DEMO_PRIVACY_USER = "user-7"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    rows: dict[str, dict[str, int]]  # customer -> table -> rows in the warehouse
+    deleted: dict[str, int]  # customer -> rows its privacy requests deleted in this demo
+
+
+def write_demo_privacy_request(settings: Settings, customer: CustomerConfig) -> bool:
+    """One delete request for a sample user, so the demo shows privacy requests honoured.
+    Only into the home's own requests file, and only when the home has none (a file someone
+    wrote, or one named by CLICKSTREAM_PRIVACY_REQUESTS_FILE, is never touched)."""
+    path = settings.privacy_file
+    if path.exists() or settings.home not in path.parents:
+        return False
+    path.write_text(json.dumps({"requests": [{
+        "customerId": customer.customer_id, "id": "demo-delete-1", "kind": "delete",
+        "userId": DEMO_PRIVACY_USER,
+        "receivedAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}]}, indent=2))
+    return True
+
+
+def run_demo(home: Path, hours: int = 6, events_per_hour: int = 200) -> DemoResult:
+    """Write sample events, run one range run per customer (its load, then its checks), then
+    every customer's privacy requests; return row counts per table (the `_clickstream_loads`
+    audit log, which grows by one row per load, is left out) and what the privacy run
+    deleted per customer."""
     window = recent_hours(hours)
     customers = demo_customers(home, window[0])
     settings = demo_settings(home)
@@ -115,16 +143,22 @@ def run_demo(home: Path, hours: int = 6, events_per_hour: int = 200) -> dict[str
         if not result.success or failed:
             raise RuntimeError(f"demo run for {c.customer_id} failed"
                                + (f": checks {', '.join(failed)} did not pass" if failed else ""))
-    run_privacy_requests(settings, customers, instance, resources)
+    write_demo_privacy_request(settings, customers[0])
+    deleted = run_privacy_requests(settings, customers, instance, resources)
     warehouse = warehouse_from_url(settings.warehouse_url)
-    return {c.customer_id: {t: n for t, n in warehouse.row_counts(c.warehouse_schema).items()
-                            if t != LOADS_TABLE} for c in customers}
+    try:
+        summary = {c.customer_id: {t: n for t, n in
+                                   warehouse.row_counts(c.warehouse_schema).items()
+                                   if t != LOADS_TABLE} for c in customers}
+    finally:
+        warehouse.close()
+    return DemoResult(summary, deleted)
 
 
 def run_privacy_requests(settings: Settings, customers: list[CustomerConfig],
-                         instance: DagsterInstance, resources: dict) -> None:
+                         instance: DagsterInstance, resources: dict) -> dict[str, int]:
     """Every customer's privacy_requests asset and deadline check, in one run: the UI then
-    shows them materialized and passing instead of never run."""
+    shows them materialized and passing instead of never run. Rows deleted per customer."""
     assets, _, _ = build_privacy_definitions(customers, lambda: request_source(settings),
                                              settings.privacy)
     result = materialize(assets, instance=instance, resources=resources,
@@ -134,13 +168,19 @@ def run_privacy_requests(settings: Settings, customers: list[CustomerConfig],
     if not result.success or failed:
         raise RuntimeError("demo privacy requests run failed"
                            + (f": checks {', '.join(failed)} did not pass" if failed else ""))
+    return {e.asset_key.path[0]: int(e.materialization.metadata["rows_deleted_total"].value)
+            for e in result.get_asset_materialization_events()}
 
 
-def format_summary(summary: dict[str, dict[str, int]]) -> str:
+def format_summary(result: DemoResult) -> str:
+    summary = result.rows
     tables = sorted({t for counts in summary.values() for t in counts})
     width = max([len(t) for t in tables] + [5])
     header = f"{'table':<{width}}  " + "  ".join(f"{c:>10}" for c in summary)
     lines = [header, "-" * len(header)]
     for t in tables:
         lines.append(f"{t:<{width}}  " + "  ".join(f"{summary[c].get(t, 0):>10}" for c in summary))
+    lines.append("")
+    lines.append("privacy requests: rows deleted " + ", ".join(
+        f"{c} {result.deleted.get(c, 0)}" for c in summary) + " (docs/privacy.md)")
     return "\n".join(lines)

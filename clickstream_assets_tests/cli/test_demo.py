@@ -168,3 +168,30 @@ def test_status_shows_the_lag_of_files_newer_than_the_last_load(tmp_path, capsys
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[0] == "customer"
     assert table[2].split()[0] == "acme" and table[2].split()[5] == "3"
+
+
+def test_the_demo_honours_its_privacy_request(demo_home):
+    """The demo writes one delete request (user-7 of acme) and runs the privacy asset: the
+    request is completed in the audit, none of that user's rows remain in any acme table,
+    and the asset's metadata counts what was deleted."""
+    from clickstream_assets.cli.demo import DEMO_PRIVACY_USER
+    from clickstream_assets.privacy.tables import PRIVACY_TABLES
+
+    settings = home_settings(demo_home)
+    wh = DuckDBWarehouse(Path(settings.warehouse_url.removeprefix("duckdb://")))
+    try:
+        audit = wh.query('SELECT request_id, kind FROM acme."_privacy_requests"')
+        assert audit == [("demo-delete-1", "delete")]
+        left = {t: wh.query(f'SELECT count(*) FROM acme."{t}" WHERE user_id = ?',
+                            [DEMO_PRIVACY_USER])[0][0]
+                for t in wh.tables("acme") if t not in PRIVACY_TABLES
+                and ("user_id", "string") in wh.table_columns("acme", t)}
+        assert left and set(left.values()) == {0}, left
+    finally:
+        wh.close()
+    with DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        event = instance.get_latest_materialization_event(privacy_key("acme"))
+        metadata = event.asset_materialization.metadata
+        assert metadata["requests_completed"].value == 1
+        assert metadata["rows_deleted_total"].value == sum(
+            metadata["rows_deleted"].value.values())
