@@ -2,7 +2,8 @@
 
 Runs the demo into a fresh temporary home, serves it with dagster-webserver on a free loopback
 port, and takes headless Chromium screenshots (Debian: `apt-get install chromium`) of one
-customer's asset graph and of a table's catalog page into docs/*.png.
+customer's asset graph, a table's catalog page and the customer's privacy requests asset (the
+demo's one delete request honoured) into docs/*.png.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SHOTS = [
     ("asset-graph.png", f"/locations/clickstream/asset-groups/{CUSTOMER}/lineage",
      (1400, 2800), 0.7),
     ("catalog-table.png", f"/assets/{CUSTOMER}/tracks", (1440, 1100), 1.0),
+    ("privacy-requests.png", f"/assets/{CUSTOMER}/privacy_requests", (1440, 1100), 1.0),
 ]
 
 
