@@ -72,30 +72,37 @@ def redshift_refusal(sql: str, plain: str) -> str | None:
 
 def strip_redshift_ddl(sql: str) -> str:
     """Remove DISTSTYLE/DISTKEY/SORTKEY/ENCODE clauses (with their parenthesized lists)."""
-    segments, out, skip_parens = split_quoted(sql), [], 0
-    for quoted, text in segments:
+    out, skip_parens = [], 0
+    for quoted, text in split_quoted(sql):
         if quoted:
             if not skip_parens:
                 out.append(text)
             continue
-        result, i = [], 0
-        while i < len(text):
-            if skip_parens:
-                if text[i] == "(":
-                    skip_parens += 1
-                elif text[i] == ")":
-                    skip_parens -= 1
-                    if skip_parens == 1:
-                        skip_parens = 0
-                i += 1
-                continue
-            m = REDSHIFT_DDL_RE.match(text, i)
-            if m and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
-                i = m.end()
-                if text[i:i + 1] == "(":
-                    skip_parens, i = 2, i + 1
-                continue
-            result.append(text[i])
-            i += 1
-        out.append("".join(result))
+        text, skip_parens = _strip_unquoted(text, skip_parens)
+        out.append(text)
     return "".join(out)
+
+
+def _strip_unquoted(text: str, skip_parens: int) -> tuple[str, int]:
+    """One unquoted segment without its Redshift clauses. `skip_parens` is 0 outside a
+    removed clause's list, else that list's depth + 1; it carries over quoted segments."""
+    result, i = [], 0
+    while i < len(text):
+        if skip_parens:
+            if text[i] == "(":
+                skip_parens += 1
+            elif text[i] == ")":
+                skip_parens -= 1
+                if skip_parens == 1:
+                    skip_parens = 0
+            i += 1
+            continue
+        m = REDSHIFT_DDL_RE.match(text, i)
+        if m and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            i = m.end()
+            if text[i:i + 1] == "(":
+                skip_parens, i = 2, i + 1
+            continue
+        result.append(text[i])
+        i += 1
+    return "".join(result), skip_parens

@@ -36,29 +36,32 @@ def add_byte_checks(sql: str) -> str:
     tokens = list(TOKEN_RE.finditer(sql))
     edits, i = [], 1
     while i < len(tokens):
-        column, word = tokens[i - 1].group(0), tokens[i].group(0).upper()
-        span = 2 if (word == "CHARACTER" and i + 1 < len(tokens)
-                     and tokens[i + 1].group(0).upper() == "VARYING") else 1
-        is_column = column.startswith('"') or (UNQUOTED_WORD_RE.fullmatch(column) is not None
-                                               and column.upper() not in NOT_A_COLUMN)
-        if not is_column or (span == 1 and word not in ("VARCHAR", "TEXT")):
-            i += 1
-            continue
-        end = i + span
-        sized = (word != "TEXT" and end + 2 < len(tokens) and tokens[end].group(0) == "("
-                 and tokens[end + 1].group(0).isdigit() and tokens[end + 2].group(0) == ")")
-        if sized:
-            size = int(tokens[end + 1].group(0))
-            edits.append((tokens[end + 2].end(), tokens[end + 2].end(),
-                          " " + byte_check(column, size)))
-            i = end + 3
-        else:
-            edits.append((tokens[i].start(), tokens[end - 1].end(),
-                          f"VARCHAR({DEFAULT_VARCHAR}) " + byte_check(column, DEFAULT_VARCHAR)))
-            i = end
+        edit, i = _varchar_edit(tokens, i)
+        if edit is not None:
+            edits.append(edit)
     for start, stop, text in reversed(edits):
         sql = sql[:start] + text + sql[stop:]
     return sql
+
+
+def _varchar_edit(tokens: list[re.Match], i: int) -> tuple[tuple[int, int, str] | None, int]:
+    """The edit (start, stop, text) for a column declared VARCHAR or TEXT at tokens[i] (its
+    name at i - 1), or None, and the index of the next token to look at."""
+    column, word = tokens[i - 1].group(0), tokens[i].group(0).upper()
+    span = 2 if (word == "CHARACTER" and i + 1 < len(tokens)
+                 and tokens[i + 1].group(0).upper() == "VARYING") else 1
+    is_column = column.startswith('"') or (UNQUOTED_WORD_RE.fullmatch(column) is not None
+                                           and column.upper() not in NOT_A_COLUMN)
+    if not is_column or (span == 1 and word not in ("VARCHAR", "TEXT")):
+        return None, i + 1
+    end = i + span
+    sized = (word != "TEXT" and end + 2 < len(tokens) and tokens[end].group(0) == "("
+             and tokens[end + 1].group(0).isdigit() and tokens[end + 2].group(0) == ")")
+    if sized:
+        size, after = int(tokens[end + 1].group(0)), tokens[end + 2].end()
+        return (after, after, " " + byte_check(column, size)), end + 3
+    return (tokens[i].start(), tokens[end - 1].end(),
+            f"VARCHAR({DEFAULT_VARCHAR}) " + byte_check(column, DEFAULT_VARCHAR)), end
 
 
 def redshift_error(body: bytes) -> bytes:
