@@ -7,8 +7,10 @@ the latest moment the change can have become visible. It is the earlier of
 - for an S3 object whose timestamp can be trusted, LastModified + 1 s (its resolution) + a
   single PUT's duration (`Settle.put_seconds` + size / `Settle.put_rate`; LastModified may be
   when the upload began). A multipart upload's ETag ("...-N") marks a LastModified that is
-  the upload's *initiation*, possibly hours before it was visible; a local file's mtime
-  survives `mv` and `rsync -a`: both are bounded by the observing tick only;
+  the upload's *initiation*, possibly hours before it was visible: bounded by the observing
+  tick only; a local file's mtime survives `mv` and `rsync -a`, so the local store reports
+  max(mtime, ctime) as `changed_at` (ctime is set by the kernel on create, rename and write,
+  and no tool sets it back), and that + 1 s bounds it;
 plus `Settle.clock_skew` (S3's, the sensor's and the run workers' clocks differ).
 
 A run lists its window after it starts (S3 listing is strongly consistent), so a run that
@@ -85,7 +87,11 @@ class Settle:
 
 def visible_by(f: EventFile, settle: Settle) -> float | None:
     """Latest time the file can have become visible by its own metadata; None when its
-    timestamp cannot bound that (multipart upload, a local file)."""
+    timestamp cannot bound that (multipart upload). A local file's mtime alone cannot (`mv`
+    and `rsync -a` keep it), but its ctime is set by the kernel on every create, rename and
+    write: the store's `changed_at` (max of the two, +1 s for coarse file systems) bounds it."""
+    if f.changed_at is not None:
+        return f.changed_at + 1.0
     etag = getattr(f, "etag", "") or ""
     if not etag or "-" in etag:
         return None

@@ -22,6 +22,9 @@ class EventFile:
     key: str  # store-relative key
     size: int
     last_modified: float  # epoch seconds
+    # When the file last changed at this key, if the store can say for sure (the local
+    # store: max(mtime, ctime), which `mv` and `rsync -a` cannot set back); None: unknown.
+    changed_at: float | None = None
 
     @property
     def name(self) -> str:

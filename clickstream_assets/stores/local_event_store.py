@@ -38,7 +38,8 @@ class LocalEventStore(EventStore):
             if path.is_file():
                 st = path.stat()
                 key = path.relative_to(self.root.resolve()).as_posix()
-                files.append(EventFile(key=key, size=st.st_size, last_modified=st.st_mtime))
+                files.append(EventFile(key=key, size=st.st_size, last_modified=st.st_mtime,
+                                       changed_at=max(st.st_mtime, st.st_ctime)))
         return sorted(files, key=lambda f: f.key)
 
     def open(self, key: str) -> BinaryIO:

@@ -122,7 +122,10 @@ def test_tau_is_the_observing_tick_unless_trusted_metadata_says_earlier():
     local = EventFile(key="a/2026/11/20/10/z.json", size=500, last_modified=1000.0)
     assert visible_by(single, settle) == 1000 + 1 + 30 + 5
     assert visible_by(multipart, settle) is None  # LastModified = the upload's initiation
-    assert visible_by(local, settle) is None  # mtime survives mv and rsync -a
+    assert visible_by(local, settle) is None  # mtime alone: it survives mv and rsync -a
+    changed = EventFile(key="a/2026/11/20/10/z.json", size=500, last_modified=1000.0,
+                        changed_at=1200.0)
+    assert visible_by(changed, settle) == 1201.0  # ctime: set by every create, rename, write
     cands = candidates({"a": [H, H - 1]}, {"a": {H: 1036.0, H - 1: None}}, {}, ["a"], 5000.0,
                        settle)
     assert cands == cands_of({"a": {H: 1046.0, H - 1: 5010.0}})
@@ -186,3 +189,29 @@ def test_without_a_history_every_change_is_requested(store):
     assert result.token.pending == {}
     assert ArrivalCursor.decode(ArrivalCursor(pending={"c0": {H: (5.0, ("r",))}}).encode()
                                 ).pending == {"c0": {H: (5.0, ("r",))}}
+
+
+def test_a_local_file_moved_in_with_an_old_mtime_is_judged_by_its_ctime(store, tmp_path):
+    """`mv`/`rsync -a` keep an old mtime, but the kernel sets ctime when the file lands: the
+    local store reports max(mtime, ctime), so a fresh sensor needs no run for an hour a run
+    that started after the file landed has loaded, and still requests it for a run that
+    started before."""
+    import os
+    import time
+
+    staged = tmp_path / "staged.json"
+    staged.write_bytes(b"{}\n")
+    os.utime(staged, (1_000_000.0, 1_000_000.0))  # an mtime days before anything here
+    target = store.root / hour_prefix("c0", HOUR) / "a.json"
+    target.parent.mkdir(parents=True)
+    landed = time.time()
+    os.rename(staged, target)
+    (listed,) = store.list_prefix(hour_prefix("c0", HOUR))
+    assert listed.last_modified == 1_000_000.0 and listed.changed_at >= landed - 1
+    after = Known(starts={"c0": {H: LastLoad(landed + 5, "r1")}})
+    wall = landed + 100  # the tick observes it later: the ctime bound is the earlier one
+    fresh = tick(store, ArrivalCursor(), after, wall=wall)
+    assert fresh.ranges == [] and fresh.loaded == 1
+    before = Known(starts={"c0": {H: LastLoad(landed - 5, "r0")}})
+    assert [(r.first, r.last) for r in tick(store, ArrivalCursor(), before, wall=wall).ranges
+            ] == [(HOUR, HOUR)]
