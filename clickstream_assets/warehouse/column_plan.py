@@ -8,6 +8,7 @@ bounded string's length), never past the column limit. Pure: no connection.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from clickstream_assets.normalize.schema_rules import widen
 
@@ -22,6 +23,32 @@ class ColumnType:
 
     logical: str
     size: int = 0
+
+
+def boolean_text(column_sql: str) -> str:
+    """A boolean as text the way Redshift renders it (it has no boolean -> varchar cast)."""
+    return f"CASE WHEN {column_sql} THEN 'true' WHEN NOT {column_sql} THEN 'false' END"
+
+
+def to_char_timestamp(column_sql: str) -> str:
+    """A timestamp as text in PostgreSQL's and Redshift's TO_CHAR form."""
+    return f"TO_CHAR({column_sql}, 'YYYY-MM-DD HH24:MI:SS.US')"
+
+
+def widening_cast(column_sql: str, source: ColumnType, target: ColumnType,
+                  type_sql: Callable[[ColumnType], str],
+                  timestamp_text: Callable[[str], str] = to_char_timestamp) -> str:
+    """SQL turning a value of `source` type into the wider `target`, written once for every
+    SQL warehouse so widened values read the same everywhere (the parity suite): values become
+    text as Redshift renders them. A dialect supplies its type names and timestamp text."""
+    if source.logical == target.logical and source.size <= target.size:
+        return column_sql
+    if target.logical != "float":
+        if source.logical == "boolean":
+            return boolean_text(column_sql)
+        if source.logical == "timestamp":
+            return timestamp_text(column_sql)
+    return f"CAST({column_sql} AS {type_sql(target)})"
 
 
 def wider(current: ColumnType, incoming: ColumnType) -> ColumnType:

@@ -24,7 +24,7 @@ from clickstream_assets.normalize.naming import quote_ident
 from clickstream_assets.normalize.schema_rules import ColumnBudget, unify
 from clickstream_assets.segment_tables import LATEST_KEYED_TABLES
 from clickstream_assets.warehouse.base import LoadResult, logical_type, register_warehouse, widen
-from clickstream_assets.warehouse.column_plan import MAX_COLUMNS, ColumnType
+from clickstream_assets.warehouse.column_plan import MAX_COLUMNS, ColumnType, widening_cast
 from clickstream_assets.warehouse.load_sequence import SqlWarehouse, Stage
 
 SQL_TYPES = {
@@ -205,19 +205,12 @@ class DuckDBWarehouse(SqlWarehouse):
         return SQL_TYPES[t.logical]
 
     def cast_expr(self, column_sql: str, source: ColumnType, target: ColumnType) -> str:
-        if source.logical == target.logical:
-            return column_sql
-        if target.logical == "float":
-            return f"CAST({column_sql} AS DOUBLE)"
-        if source.logical == "boolean":  # as Redshift renders it
-            return f"CASE WHEN {column_sql} THEN 'true' WHEN NOT {column_sql} THEN 'false' END"
-        if source.logical == "timestamp":  # as Redshift's TO_CHAR renders it
-            return f"strftime({column_sql}, '%Y-%m-%d %H:%M:%S.%f')"
-        if source.logical == "float":  # 3.0 -> '3', as PostgreSQL and Redshift render it
+        if source.logical == "float" and target.logical == "string":
+            # 3.0 -> '3', as PostgreSQL and Redshift render it
             return (f"CASE WHEN {column_sql} = floor({column_sql}) AND abs({column_sql}) < 1e15 "
                     f"THEN CAST(CAST({column_sql} AS BIGINT) AS VARCHAR) "
                     f"ELSE CAST({column_sql} AS VARCHAR) END")
-        return f"CAST({column_sql} AS {SQL_TYPES[target.logical]})"
+        return widening_cast(column_sql, source, target, self.sql_type, _strftime_timestamp)
 
     def existing_columns(self, session, schema: str) -> dict[str, dict[str, ColumnType]]:
         out: dict[str, dict[str, ColumnType]] = {}
@@ -348,6 +341,11 @@ def _staging_connection(near: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 register_warehouse("duckdb", DuckDBWarehouse)
+
+
+def _strftime_timestamp(column_sql: str) -> str:
+    """A timestamp as text in the form Redshift's TO_CHAR gives it."""
+    return f"strftime({column_sql}, '%Y-%m-%d %H:%M:%S.%f')"
 
 
 def _sql_string(value: str) -> str:

@@ -31,7 +31,7 @@ from clickstream_assets.normalize.naming import qualified, quote_ident, short_ha
 from clickstream_assets.normalize.schema_rules import logical_type
 from clickstream_assets.segment_tables import LOADS_TABLE
 from clickstream_assets.warehouse.base import LoadResult, register_warehouse
-from clickstream_assets.warehouse.column_plan import ColumnType, plan_evolution
+from clickstream_assets.warehouse.column_plan import ColumnType, plan_evolution, widening_cast
 from clickstream_assets.warehouse.load_sequence import (
     PostgresFamily,
     SqlWarehouse,
@@ -172,15 +172,7 @@ class PostgresWarehouse(PostgresFamily, SqlWarehouse):
         return SQL_TYPES[t.logical]
 
     def cast_expr(self, column_sql: str, source: ColumnType, target: ColumnType) -> str:
-        if source.logical == target.logical:
-            return column_sql
-        if target.logical == "float":
-            return f"CAST({column_sql} AS DOUBLE PRECISION)"
-        if source.logical == "boolean":  # as Redshift renders it
-            return f"CASE WHEN {column_sql} THEN 'true' WHEN NOT {column_sql} THEN 'false' END"
-        if source.logical == "timestamp":  # as Redshift renders it
-            return f"TO_CHAR({column_sql}, 'YYYY-MM-DD HH24:MI:SS.US')"
-        return f"CAST({column_sql} AS {SQL_TYPES[target.logical]})"
+        return widening_cast(column_sql, source, target, self.sql_type)
 
     def lock_sql(self, schema: str) -> str:
         # conflicts with itself, not with readers: loads of one schema queue, reads go on

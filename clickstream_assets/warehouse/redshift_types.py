@@ -23,6 +23,7 @@ from clickstream_assets.warehouse.column_plan import (  # noqa: F401 - the plan 
     ColumnType,
     EvolutionPlan,
     plan_evolution,
+    widening_cast,
     wider,
 )
 
@@ -85,19 +86,11 @@ def from_information_schema(data_type: str, length: int | None) -> ColumnType:
 
 
 def cast_expr(column_sql: str, source: ColumnType, target: ColumnType) -> str:
-    """SQL turning a value of `source` type into `target` (always a widening)."""
-    if source.logical == target.logical and (target.logical != "string"
-                                             or source.size <= target.size):
-        return column_sql
-    if target.logical == "float":
-        return f"CAST({column_sql} AS DOUBLE PRECISION)"
-    if target.logical != "string":
+    """SQL turning a value of `source` type into `target` (always a widening: anything else
+    is refused before any SQL is written)."""
+    if source.logical != target.logical and target.logical not in ("float", "string"):
         raise ValueError(f"cannot widen {source.logical} to {target.logical}")
-    if source.logical == "boolean":  # Redshift has no boolean -> varchar cast
-        return f"CASE WHEN {column_sql} THEN 'true' WHEN NOT {column_sql} THEN 'false' END"
-    if source.logical == "timestamp":
-        return f"TO_CHAR({column_sql}, 'YYYY-MM-DD HH24:MI:SS.US')"
-    return f"CAST({column_sql} AS {sql_type(target)})"
+    return widening_cast(column_sql, source, target, sql_type)
 
 
 def rebuild_column_sql(target_sql: str, col: str, old: ColumnType, new: ColumnType) -> list[str]:
