@@ -94,7 +94,12 @@ class Stage:
 class PostgresFamily:
     """What the PostgreSQL-protocol backends (PostgreSQL, Redshift) share: a load session is a
     DB-API `(connection, cursor)` from the backend's `_connect()`, and the catalogs are
-    PostgreSQL's. Put it first in such a backend's bases."""
+    PostgreSQL's. Put it first in such a backend's bases; it keeps its URL's settings in
+    `self.settings`."""
+
+    @property
+    def description(self) -> str:
+        return self.settings.description
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with self._connect() as (conn, cur):

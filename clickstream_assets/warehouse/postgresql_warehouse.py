@@ -115,10 +115,6 @@ class PostgresWarehouse(PostgresFamily, SqlWarehouse):
     def from_url(cls, url: str, password: str | None = None) -> "PostgresWarehouse":
         return cls(PostgresSettings.from_url(url), password=password)
 
-    @property
-    def description(self) -> str:
-        return self.settings.description
-
     # -- connections -----------------------------------------------------------------------
     @contextmanager
     def _connect(self) -> Iterator:

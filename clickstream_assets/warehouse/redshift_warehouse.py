@@ -128,10 +128,6 @@ class RedshiftWarehouse(PostgresFamily, SqlWarehouse):
     def from_url(cls, url: str, password: str | None = None) -> "RedshiftWarehouse":
         return cls(RedshiftSettings.from_url(url), password=password)
 
-    @property
-    def description(self) -> str:
-        return self.settings.description
-
     # -- connections -----------------------------------------------------------------------
     def _password(self) -> str:
         password = self._given_password or os.environ.get(self.settings.password_env)
