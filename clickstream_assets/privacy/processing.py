@@ -68,19 +68,20 @@ class Owners:
     identities; the DELETE's predicate, in Python, indexed."""
 
     def __init__(self, persons: list[Person]):
-        self.persons = persons
         self.users: dict[str, Person] = {}
         self.anons: dict[str, Person] = {}
         for p in reversed(persons):  # the first person's entry wins
             self.users.update(dict.fromkeys(p.users, p))
             self.anons.update(dict.fromkeys(p.anons, p))
         self.rank = {id(p): i for i, p in enumerate(persons)}
+        # each person's identities as they appear in a raw line, spelled once, not per row
+        self.needles = [(p, needles(p.users | p.anons)) for p in persons]
 
     def of(self, keys: list[str], values: tuple) -> Person | None:
         if keys == ["raw"]:
             raw = values[0] or ""
-            return next((p for p in self.persons
-                         if any(n in raw for n in needles(p.users | p.anons))), None)
+            return next((p for p, spelled in self.needles if any(n in raw for n in spelled)),
+                        None)
         found = []
         for k, v in zip(keys, values):
             if v is None:
