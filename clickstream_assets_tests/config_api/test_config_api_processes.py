@@ -17,7 +17,10 @@ from clickstream_assets.testing.services import POSTGRES_DSN
 from clickstream_assets_tests.config_api_helpers import client, expire_cache, start_server, stats
 
 REPO = Path(__file__).resolve().parents[2]
-MP = multiprocessing.get_context("fork")
+# Children come from a fresh single-threaded fork server, not a fork of pytest: by the time
+# this file runs, pytest holds other tests' threads (servers, Dagster, DuckDB), and a fork can
+# copy a lock one of them held, hanging the child (seen once in the full suite).
+MP = multiprocessing.get_context("forkserver")
 
 
 @pytest.fixture
